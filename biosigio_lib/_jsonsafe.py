@@ -1,0 +1,163 @@
+"""A JSON envelope for metadata values JSON cannot hold, so they round-trip with their type.
+
+Compatible with biosigio 1.2's envelope (``{"__biosigio_type__": "datetime", "value": iso}``),
+extended to dates, times, timedeltas, bytes, numpy scalars/arrays, tuples, sets, non-finite
+floats and dicts with non-string keys. Unknown objects are stored as their ``repr`` with a
+warning: nothing an importer puts in metadata may make an exporter fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TYPE_KEY", "decode", "dumps", "encode", "loads"]
+
+TYPE_KEY = "__biosigio_type__"
+
+
+def _env(kind: str, value: Any, **extra: Any) -> dict[str, Any]:
+    return {TYPE_KEY: kind, "value": value, **extra}
+
+
+def encode(obj: Any) -> Any:
+    """Return a structure of plain JSON types (str/int/float/bool/None/list/dict) for ``obj``."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int) and not isinstance(obj, np.integer):
+        return obj
+    if isinstance(obj, float) and not isinstance(obj, np.floating):
+        return obj if math.isfinite(obj) else _env("float", repr(obj))
+    if isinstance(obj, np.generic):
+        if isinstance(obj, np.datetime64 | np.timedelta64):
+            return _env("numpy", str(obj), dtype=obj.dtype.str)
+        item = obj.item()
+        if isinstance(item, float) and not math.isfinite(item):
+            item = repr(item)
+        elif isinstance(item, complex):
+            item = [item.real, item.imag]
+        elif isinstance(item, bytes):
+            item = base64.b64encode(item).decode("ascii")
+        return _env("numpy", item, dtype=obj.dtype.str)
+    if isinstance(obj, np.ndarray):
+        return _env("ndarray", [encode(v) for v in obj.ravel().tolist()],
+                    dtype=obj.dtype.str, shape=list(obj.shape))
+    if isinstance(obj, dt.datetime):  # before date: datetime is a date subclass
+        return _env("datetime", obj.isoformat())
+    if isinstance(obj, dt.date):
+        return _env("date", obj.isoformat())
+    if isinstance(obj, dt.time):
+        return _env("time", obj.isoformat())
+    if isinstance(obj, dt.timedelta):
+        return _env("timedelta", [obj.days, obj.seconds, obj.microseconds])
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return _env("bytes", base64.b64encode(bytes(obj)).decode("ascii"))
+    if isinstance(obj, Decimal):
+        return _env("decimal", str(obj))
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        if all(isinstance(k, str) for k in obj):
+            if TYPE_KEY in obj:  # a user dict that looks like an envelope: wrap it
+                return _env("dict", {k: encode(v) for k, v in obj.items()})
+            return {k: encode(v) for k, v in obj.items()}
+        return _env("items", [[encode(k), encode(v)] for k, v in obj.items()])
+    if isinstance(obj, list):
+        return [encode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return _env("tuple", [encode(v) for v in obj])
+    if isinstance(obj, set | frozenset):
+        items = [encode(v) for v in obj]
+        try:
+            items.sort(key=lambda v: json.dumps(v, sort_keys=True))
+        except TypeError:
+            pass
+        return _env("frozenset" if isinstance(obj, frozenset) else "set", items)
+    if isinstance(obj, complex):
+        return _env("complex", [obj.real, obj.imag])
+    warnings.warn(
+        f"metadata value of type {type(obj).__name__} stored as its repr", stacklevel=2
+    )
+    return _env("repr", repr(obj), type=type(obj).__qualname__)
+
+
+def _decode_env(d: dict[str, Any]) -> Any:
+    kind, value = d[TYPE_KEY], d.get("value")
+    if kind == "datetime":
+        return dt.datetime.fromisoformat(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    if kind == "time":
+        return dt.time.fromisoformat(value)
+    if kind == "timedelta":
+        days, seconds, micro = value
+        return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
+    if kind == "bytes":
+        return base64.b64decode(value)
+    if kind == "float":
+        return float(value)
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "complex":
+        return complex(*value)
+    if kind == "numpy":
+        dtype = np.dtype(d["dtype"])
+        if dtype.kind in "mM":
+            return (np.datetime64 if dtype.kind == "M" else np.timedelta64)(value)
+        if dtype.kind == "c":
+            return dtype.type(complex(*value))
+        if dtype.kind == "S":
+            return dtype.type(base64.b64decode(value))
+        if isinstance(value, str) and dtype.kind == "f":
+            value = float(value)
+        return dtype.type(value)
+    if kind == "ndarray":
+        flat = [decode(v) for v in value]
+        return np.asarray(flat, dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+    if kind == "tuple":
+        return tuple(decode(v) for v in value)
+    if kind == "set":
+        return {decode(v) for v in value}
+    if kind == "frozenset":
+        return frozenset(decode(v) for v in value)
+    if kind == "items":
+        return {_hashable(decode(k)): decode(v) for k, v in value}
+    if kind == "dict":
+        return {k: decode(v) for k, v in value.items()}
+    if kind == "repr":
+        return value
+    return {k: decode(v) for k, v in d.items()}  # unknown kind (a newer writer): keep as is
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def decode(obj: Any) -> Any:
+    """Inverse of :func:`encode` on an already-parsed JSON structure."""
+    if isinstance(obj, dict):
+        if TYPE_KEY in obj:
+            return _decode_env(obj)
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Encode and serialise to strict JSON (no NaN literals)."""
+    return json.dumps(encode(obj), ensure_ascii=False, allow_nan=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON written by :func:`dumps` (or by biosigio 1.2) back to typed values."""
+    return decode(json.loads(text))

@@ -1,0 +1,575 @@
+"""The data model: channels on one or more time grids, events, and recording metadata.
+
+Channels are grouped into *grids*: all channels of a grid share one sampling rate, start
+offset and length, and are held as one contiguous ``(n_channels, n_samples)`` array per dtype
+(channel-major, so each channel is a contiguous row and a DataFrame over the grid is a view).
+A recording with channels at several rates simply has several grids; nothing is resampled.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .channels import modality_for, normalise_type
+from .errors import (
+    DuplicateLabelError,
+    InvalidChannelError,
+    MixedSamplingRateError,
+    NonFiniteValueError,
+)
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
+__all__ = ["EVENT_COLUMNS", "Grid", "Recording", "grid_key", "make_unique_labels"]
+
+#: The three event columns every recording has; importers may add more.
+EVENT_COLUMNS: tuple[str, str, str] = ("onset", "duration", "description")
+
+#: Per-channel keys the Recording owns; everything else in ``channels[label]`` is importer extra.
+CORE_CHANNEL_KEYS: tuple[str, ...] = (
+    "sample_frequency",
+    "physical_dimension",
+    "channel_type",
+    "modality",
+    "prefilter",
+)
+
+
+def grid_key(rate: float) -> str:
+    """Default grid name for a rate: ``1000hz``, ``1000.5hz``, ``0.1hz`` (exact repr)."""
+    r = float(rate)
+    text = str(int(r)) if r.is_integer() else repr(r)
+    return f"{text}hz"
+
+
+def make_unique_labels(labels: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Make labels unique deterministically: the 2nd ``X`` becomes ``X-1``, the 3rd ``X-2``.
+
+    Returns the new labels and ``{new_label: original_label}`` for every label that changed
+    (importers record the original in the channel's ``original_label``).
+    """
+    out: list[str] = []
+    renamed: dict[str, str] = {}
+    taken = set(labels)
+    seen: set[str] = set()
+    for raw in labels:
+        label = raw
+        if label in seen:
+            i = 1
+            while f"{raw}-{i}" in taken or f"{raw}-{i}" in seen:
+                i += 1
+            label = f"{raw}-{i}"
+            renamed[label] = raw
+        seen.add(label)
+        out.append(label)
+    return out, renamed
+
+
+def _check_rate(fs: float, label: str) -> float:
+    try:
+        rate = float(fs)
+    except (TypeError, ValueError):
+        raise InvalidChannelError(
+            f"channel {label!r}: sampling rate {fs!r} is not a number") from None
+    if not math.isfinite(rate):
+        raise NonFiniteValueError(f"channel {label!r}: sampling rate is {rate}")
+    if rate <= 0:
+        raise InvalidChannelError(f"channel {label!r}: sampling rate must be > 0, got {rate}")
+    return rate
+
+
+class _Block:
+    """Rows of one dtype in a grid, in a buffer that grows geometrically (amortised appends)."""
+
+    __slots__ = ("buf", "labels", "n")
+
+    def __init__(self, buf: np.ndarray, n: int, labels: list[str]):
+        self.buf, self.n, self.labels = buf, n, labels
+
+    @property
+    def array(self) -> np.ndarray:
+        return self.buf[: self.n]
+
+    def append(self, rows: np.ndarray, labels: Sequence[str]) -> None:
+        need = self.n + rows.shape[0]
+        if need > self.buf.shape[0]:
+            cap = max(need, 2 * self.buf.shape[0], 4)
+            new = np.empty((cap, self.buf.shape[1]), dtype=self.buf.dtype)
+            new[: self.n] = self.buf[: self.n]
+            self.buf = new
+        self.buf[self.n : need] = rows
+        self.n = need
+        self.labels.extend(labels)
+
+
+class Grid:
+    """Channels sharing one sampling rate, start offset (s) and length.
+
+    ``data`` is the ``(n_channels, n_samples)`` array (a view, no copy, when all channels have
+    one dtype); ``times`` the seconds of each sample, ``t0 + arange(n) / rate``.
+    """
+
+    def __init__(self, key: str, rate: float, n_samples: int, t0: float = 0.0):
+        self.key = key
+        self.rate = rate
+        self.n_samples = n_samples
+        self.t0 = t0
+        self.labels: list[str] = []
+        self._blocks: dict[np.dtype[Any], _Block] = {}
+
+    def __repr__(self) -> str:
+        return (f"Grid({self.key!r}, rate={self.rate!r}, n_channels={len(self.labels)}, "
+                f"n_samples={self.n_samples}, t0={self.t0!r})")
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.labels)
+
+    @property
+    def duration(self) -> float:
+        return self.n_samples / self.rate
+
+    @property
+    def dtypes(self) -> dict[str, np.dtype[Any]]:
+        return {lab: dt for dt, b in self._blocks.items() for lab in b.labels}
+
+    @property
+    def times(self) -> np.ndarray:
+        t = np.arange(self.n_samples, dtype=np.float64) / self.rate
+        return t + self.t0 if self.t0 else t
+
+    @property
+    def data(self) -> np.ndarray:
+        """All rows in label order: a view when uniform dtype, else a promoted copy."""
+        if len(self._blocks) == 1:
+            (block,) = self._blocks.values()
+            return block.array
+        if not self._blocks:
+            return np.empty((0, self.n_samples), dtype=np.float64)
+        dtype = np.result_type(*self._blocks)
+        out = np.empty((len(self.labels), self.n_samples), dtype=dtype)
+        pos = {lab: i for i, lab in enumerate(self.labels)}
+        for block in self._blocks.values():
+            out[[pos[lab] for lab in block.labels]] = block.array
+        return out
+
+    def channel(self, label: str) -> np.ndarray:
+        """One channel's samples as a contiguous 1-D view."""
+        for block in self._blocks.values():
+            if label in block.labels:
+                return block.array[block.labels.index(label)]
+        raise KeyError(label)
+
+    def blocks(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Yield ``(labels, 2-D array)`` per dtype, without copying."""
+        for block in self._blocks.values():
+            yield list(block.labels), block.array
+
+    def to_frame(self) -> pd.DataFrame:
+        """A DataFrame (time index in s, one column per channel); a view for uniform dtype."""
+        index = pd.Index(self.times, name="time")
+        if len(self._blocks) <= 1:
+            frame = pd.DataFrame(self.data.T, index=index, columns=list(self.labels), copy=False)
+            return frame
+        parts = [pd.DataFrame(a.T, index=index, columns=labs, copy=False)
+                 for labs, a in self.blocks()]
+        return pd.concat(parts, axis=1)[list(self.labels)]
+
+    def _add(self, labels: Sequence[str], rows: np.ndarray, adopt: bool) -> None:
+        block = self._blocks.get(rows.dtype)
+        if block is None:
+            buf = rows if adopt else np.array(rows, order="C", copy=True)
+            self._blocks[rows.dtype] = _Block(buf, rows.shape[0], list(labels))
+        else:
+            block.append(rows, labels)
+        self.labels.extend(labels)
+
+
+class Recording:
+    """A biosignal recording: channels on rate grids, events, and metadata.
+
+    >>> rec = Recording()
+    >>> rec.add_channel("EMG1", np.zeros(2048), 2048.0, "mV", "EMG")
+    >>> rec.signals.shape
+    (2048, 1)
+    """
+
+    def __init__(self, metadata: Mapping[str, Any] | None = None):
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.channels: dict[str, dict[str, Any]] = {}
+        self._grids: dict[str, Grid] = {}
+        self._grid_of: dict[str, str] = {}
+        self._events: pd.DataFrame | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._pending_extra: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ channels
+    def add_channel(
+        self,
+        label: str,
+        data: ArrayLike,
+        fs: float,
+        unit: str = "",
+        type: str = "MISC",
+        *,
+        prefilter: str = "",
+        t0: float = 0.0,
+        grid: str | None = None,
+        **info: Any,
+    ) -> None:
+        """Add one channel; ``data`` keeps its dtype; its rate picks (or creates) its grid.
+
+        Refuses a label already present (:class:`DuplicateLabelError`). Extra keyword
+        arguments are kept in ``channels[label]`` (transducer, ranges, original_label...).
+        """
+        arr = np.asarray(data)
+        if arr.ndim != 1:
+            raise InvalidChannelError(
+                f"channel {label!r}: data must be 1-D, got shape {arr.shape}"
+            )
+        self.add_channels([label], arr[None, :], fs, [unit], [type], prefilters=[prefilter],
+                          infos=[info] if info else None, t0=t0, grid=grid)
+
+    def add_channels(
+        self,
+        labels: Sequence[str],
+        data: ArrayLike,
+        fs: float,
+        units: Sequence[str] | str = "",
+        types: Sequence[str] | str = "MISC",
+        *,
+        prefilters: Sequence[str] | str = "",
+        infos: Sequence[Mapping[str, Any]] | None = None,
+        t0: float = 0.0,
+        grid: str | None = None,
+    ) -> None:
+        """Add several channels of one rate from a ``(n_channels, n_samples)`` array.
+
+        A C-contiguous array added to a new grid is adopted without copying.
+        """
+        labels = list(labels)
+        arr = np.asarray(data)
+        n = len(labels)
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise InvalidChannelError(
+                f"data for {n} channel(s) must have shape ({n}, n_samples), got {arr.shape}"
+            )
+        if arr.dtype.kind not in "biuf":
+            raise InvalidChannelError(
+                f"channels {labels[:3]}: samples must be numeric (bool/int/float), "
+                f"got dtype {arr.dtype}"
+            )
+        for lab in labels:
+            if not isinstance(lab, str) or lab == "":
+                raise InvalidChannelError(f"channel label must be a non-empty string, got {lab!r}")
+        dupes = [lab for lab in labels if lab in self.channels]
+        if dupes or len(set(labels)) != n:
+            dupes = dupes or [lab for lab in labels if labels.count(lab) > 1]
+            raise DuplicateLabelError(
+                f"channel label(s) {sorted(set(dupes))} already present; labels must be "
+                "unique (importers rename repeats with make_unique_labels)"
+            )
+        rate = _check_rate(fs, labels[0] if labels else "?")
+        t0 = float(t0)
+        if not math.isfinite(t0):
+            raise NonFiniteValueError(f"channels {labels[:3]}: start offset t0 is {t0}")
+        key = grid or grid_key(rate)
+        g = self._grids.get(key)
+        if g is None:
+            g = Grid(key, rate, arr.shape[1], t0)
+        elif g.rate != rate or g.n_samples != arr.shape[1] or g.t0 != t0:
+            raise InvalidChannelError(
+                f"channels {labels[:3]}: grid {key!r} holds {g.n_samples} samples at "
+                f"{g.rate!r} Hz from t0={g.t0!r}, these have {arr.shape[1]} at {rate!r} Hz "
+                f"from t0={t0!r}; pass grid='<name>' to put them on a grid of their own"
+            )
+        units_l = [units] * n if isinstance(units, str) else list(units)
+        types_l = [types] * n if isinstance(types, str) else list(types)
+        pre_l = [prefilters] * n if isinstance(prefilters, str) else list(prefilters)
+        infos_l = list(infos) if infos is not None else [{}] * n
+        if not (len(units_l) == len(types_l) == len(pre_l) == len(infos_l) == n):
+            raise InvalidChannelError("units/types/prefilters/infos must have one entry a channel")
+        adopt = key not in self._grids and arr.flags.c_contiguous and arr.base is None
+        g._add(labels, arr, adopt=adopt)
+        self._grids[key] = g
+        for lab, unit, ctype, pre, extra in zip(labels, units_l, types_l, pre_l, infos_l):
+            ctype_n = normalise_type(ctype)
+            self.channels[lab] = {
+                "sample_frequency": rate,
+                "physical_dimension": "" if unit is None else str(unit),
+                "channel_type": ctype_n,
+                "modality": modality_for(ctype_n),
+                "prefilter": "" if pre is None else str(pre),
+                **dict(extra),
+            }
+            self._grid_of[lab] = key
+
+    def set_channel_info(self, label: str, **info: Any) -> None:
+        """Update a channel's descriptive info (type, unit, extras); the rate is fixed."""
+        if label not in self.channels:
+            raise KeyError(label)
+        if "sample_frequency" in info and float(info["sample_frequency"]) != self.rate_of(label):
+            raise InvalidChannelError(f"channel {label!r}: the rate cannot be changed in place")
+        ch = self.channels[label]
+        ch.update(info)
+        if "channel_type" in info:
+            ch["channel_type"] = normalise_type(info["channel_type"])
+            ch["modality"] = info.get("modality") or modality_for(ch["channel_type"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.channels)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def grids(self) -> dict[str, Grid]:
+        """Grids by name, in the order they were created."""
+        return dict(self._grids)
+
+    @property
+    def rates(self) -> list[float]:
+        """The distinct sampling rates, ascending."""
+        return sorted({g.rate for g in self._grids.values()})
+
+    @property
+    def duration(self) -> float:
+        return max((g.t0 + g.duration for g in self._grids.values()), default=0.0)
+
+    def rate_of(self, label: str) -> float:
+        return self._grids[self._grid_of[label]].rate
+
+    def grid_of(self, label: str) -> Grid:
+        return self._grids[self._grid_of[label]]
+
+    def channel_data(self, label: str) -> np.ndarray:
+        """One channel's samples (a view)."""
+        if label not in self._grid_of:
+            raise KeyError(label)
+        return self.grid_of(label).channel(label)
+
+    def grid(self, which: float | str) -> Grid:
+        """The grid named ``which`` or the single grid at rate ``which``."""
+        if isinstance(which, str) and which in self._grids:
+            return self._grids[which]
+        try:
+            rate = float(which)
+        except (TypeError, ValueError):
+            raise KeyError(f"no grid {which!r}; grids: {list(self._grids)}") from None
+        found = [g for g in self._grids.values() if g.rate == rate]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise KeyError(f"no channels at {rate!r} Hz; rates: {self.rates}")
+        raise KeyError(f"several grids at {rate!r} Hz: {[g.key for g in found]}; name one")
+
+    def signals_at(self, which: float | str) -> pd.DataFrame:
+        """The DataFrame of one grid (by rate or grid name)."""
+        return self.grid(which).to_frame()
+
+    @property
+    def signals(self) -> pd.DataFrame:
+        """All channels as one DataFrame; only for a recording with a single grid."""
+        if not self._grids:
+            return pd.DataFrame(index=pd.Index([], dtype=np.float64, name="time"))
+        if len(self._grids) > 1:
+            desc = ", ".join(f"{g.key} ({g.n_channels} ch)" for g in self._grids.values())
+            raise MixedSamplingRateError(
+                f"channels are on {len(self._grids)} grids ({desc}) at rates {self.rates} Hz; "
+                "use rec.signals_at(rate) for one grid or rec.grids to iterate them"
+            )
+        (g,) = self._grids.values()
+        return g.to_frame()
+
+    # -------------------------------------------------------------------- events
+    def add_event(self, onset: float, duration: float = 0.0, description: str = "",
+                  **extra: Any) -> None:
+        """Append one event (onset and duration in seconds from the recording start)."""
+        self._pending.append((onset, duration, description))
+        self._pending_extra.append(extra)
+
+    def add_events(
+        self,
+        onset: ArrayLike,
+        duration: ArrayLike | None = None,
+        description: ArrayLike | None = None,
+        **columns: ArrayLike,
+    ) -> None:
+        """Append many events at once (vectorised); extra keyword columns are kept."""
+        onset_a = np.asarray(onset, dtype=np.float64).ravel()
+        n = onset_a.size
+        dur = (np.zeros(n) if duration is None
+               else np.broadcast_to(np.asarray(duration, dtype=np.float64), (n,)))
+        desc = ([""] * n if description is None
+                else np.broadcast_to(np.asarray(description, dtype=object), (n,)))
+        frame = pd.DataFrame({"onset": onset_a, "duration": np.array(dur, dtype=np.float64),
+                              "description": np.array(desc, dtype=object)})
+        for name, values in columns.items():
+            frame[name] = np.asarray(values) if np.ndim(values) else values
+        self._append_events(frame)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        onsets, durs, descs = zip(*self._pending)
+        frame = pd.DataFrame({
+            "onset": np.asarray(onsets, dtype=np.float64),
+            "duration": np.asarray(durs, dtype=np.float64),
+            "description": np.asarray(descs, dtype=object),
+        })
+        if any(self._pending_extra):
+            extra = pd.DataFrame.from_records(self._pending_extra)
+            for col in extra.columns:
+                frame[col] = extra[col].to_numpy()
+        self._pending, self._pending_extra = [], []
+        self._append_events(frame)
+
+    def _append_events(self, frame: pd.DataFrame) -> None:
+        bad = ~np.isfinite(frame["onset"].to_numpy(dtype=np.float64))
+        if bad.any():
+            raise NonFiniteValueError(
+                f"{int(bad.sum())} event onset(s) are NaN/Inf (first at row {int(np.argmax(bad))})"
+            )
+        if self._events is None or (self._events.empty and not len(self._events.columns) > 3):
+            self._events = frame.reset_index(drop=True)
+        else:
+            self._events = pd.concat([self._events, frame], ignore_index=True)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Events: ``onset`` and ``duration`` (s, float64), ``description`` (str), extras."""
+        self._flush()
+        if self._events is None:
+            self._events = pd.DataFrame({
+                "onset": np.empty(0, np.float64), "duration": np.empty(0, np.float64),
+                "description": np.empty(0, dtype=object)})
+        return self._events
+
+    @events.setter
+    def events(self, frame: pd.DataFrame) -> None:
+        if "onset" not in frame.columns:
+            raise InvalidChannelError("an events table needs an 'onset' column")
+        frame = frame.copy()
+        frame["onset"] = frame["onset"].astype(np.float64)
+        frame["duration"] = (frame["duration"].astype(np.float64) if "duration" in frame
+                             else 0.0)
+        if "description" not in frame:
+            frame["description"] = ""
+        cols = list(EVENT_COLUMNS) + [c for c in frame.columns if c not in EVENT_COLUMNS]
+        self._pending, self._pending_extra, self._events = [], [], None
+        self._append_events(frame[cols].reset_index(drop=True))
+
+    # ------------------------------------------------------------ whole recording
+    def select(self, channels: Iterable[str] | None = None, tmin: float | None = None,
+               tmax: float | None = None) -> Recording:
+        """A new Recording with some channels and/or the samples in ``[tmin, tmax)`` seconds.
+
+        Sample ``i`` of a grid is kept when ``t0 + i / rate`` lies in the window; grids keep
+        their rate, and ``t0`` becomes the time of their first kept sample.
+        """
+        wanted = list(self.channels) if channels is None else list(channels)
+        missing = [c for c in wanted if c not in self.channels]
+        if missing:
+            raise KeyError(f"no channel(s) {missing}; channels: {list(self.channels)[:20]}")
+        out = Recording(self.metadata)
+        for g in self._grids.values():
+            labs = [lab for lab in g.labels if lab in set(wanted)]
+            if not labs:
+                continue
+            i0, i1 = _window(g, tmin, tmax)
+            for blabs, arr in g.blocks():
+                sel = [i for i, lab in enumerate(blabs) if lab in set(labs)]
+                if not sel:
+                    continue
+                rows = arr[sel, i0:i1] if len(sel) < len(blabs) else arr[:, i0:i1]
+                out.add_channels(
+                    [blabs[i] for i in sel], np.ascontiguousarray(rows), g.rate,
+                    [self.channels[blabs[i]]["physical_dimension"] for i in sel],
+                    [self.channels[blabs[i]]["channel_type"] for i in sel],
+                    prefilters=[self.channels[blabs[i]]["prefilter"] for i in sel],
+                    infos=[_extras(self.channels[blabs[i]]) for i in sel],
+                    t0=g.t0 + i0 / g.rate if i0 else g.t0, grid=g.key)
+            for lab in labs:  # keep the channel order and any modality override
+                out.channels[lab]["modality"] = self.channels[lab]["modality"]
+        out.channels = {lab: out.channels[lab] for lab in wanted}
+        ev = self.events
+        if tmin is not None or tmax is not None:
+            keep = np.ones(len(ev), dtype=bool)
+            if tmin is not None:
+                keep &= ev["onset"].to_numpy() + ev["duration"].fillna(0).to_numpy() >= tmin
+            if tmax is not None:
+                keep &= ev["onset"].to_numpy() < tmax
+            ev = ev[keep]
+        out._events = ev.reset_index(drop=True).copy()
+        return out
+
+    def copy(self) -> Recording:
+        """A deep copy (samples, channel info, events and metadata)."""
+        import copy as _copy
+
+        out = self.select()
+        out.metadata = _copy.deepcopy(self.metadata)
+        out.channels = _copy.deepcopy(out.channels)
+        return out
+
+    def __repr__(self) -> str:
+        grids = ", ".join(f"{g.n_channels}ch@{g.rate:g}Hz" for g in self._grids.values())
+        return (f"<Recording {self.n_channels} channels [{grids}] {self.duration:.3f} s, "
+                f"{len(self.events)} events>")
+
+    # ------------------------------------------------------------------------ IO
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        importer: str | None = None,
+        group: str | None = None,
+        **kwargs: Any,
+    ) -> Recording:
+        """Read any supported file, folder or URL; the importer is chosen by magic and suffix."""
+        from .importers import read
+
+        if group is not None:
+            kwargs["group"] = group
+        return read(path, importer=importer, **kwargs)
+
+    def to_parquet(self, path: str | os.PathLike[str], **kwargs: Any) -> str:
+        """Write the lossless Parquet archive (one file, or a folder for several grids)."""
+        from .archive import write_parquet
+
+        return write_parquet(self, path, **kwargs)
+
+    def to_arrow(self, path: str | os.PathLike[str], **kwargs: Any) -> str:
+        """Write the lossless Arrow IPC (Feather v2) archive."""
+        from .archive import write_arrow
+
+        return write_arrow(self, path, **kwargs)
+
+    def to_zarr(self, path: str | os.PathLike[str], dtype: DTypeLike = "int16",
+                **kwargs: Any) -> str:
+        """Write the Zarr v3 serving store (level 0 + min/max view pyramid)."""
+        from .serving import write_zarr
+
+        return write_zarr(self, path, dtype=dtype, **kwargs)
+
+
+def _extras(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if k not in CORE_CHANNEL_KEYS}
+
+
+def _window(g: Grid, tmin: float | None, tmax: float | None) -> tuple[int, int]:
+    """Sample range of a grid whose times fall in ``[tmin, tmax)``."""
+    i0 = 0 if tmin is None else int(np.clip(math.ceil((tmin - g.t0) * g.rate - 1e-9), 0,
+                                            g.n_samples))
+    i1 = g.n_samples if tmax is None else int(
+        np.clip(math.ceil((tmax - g.t0) * g.rate - 1e-9), 0, g.n_samples))
+    return i0, max(i0, i1)

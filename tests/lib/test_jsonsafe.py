@@ -1,0 +1,66 @@
+"""The metadata envelope round-trips every value type importers produce."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import numpy as np
+
+from biosigio_lib import _jsonsafe
+
+
+def test_round_trip_of_non_json_values():
+    value = {
+        "when": dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC),
+        "naive": dt.datetime(2001, 1, 1, 0, 0, 0, 500000),
+        "day": dt.date(1999, 12, 31),
+        "clock": dt.time(23, 59, 58, 1),
+        "span": dt.timedelta(days=1, seconds=3, microseconds=7),
+        "raw": b"\x00\xffabc",
+        "f32": np.float32(0.1),
+        "i64": np.int64(-(2**62)),
+        "u8": np.uint8(255),
+        "b": np.bool_(True),
+        "arr": np.arange(6, dtype=np.int16).reshape(2, 3),
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "tup": (1, "a", None),
+        "set": {3, 1, 2},
+        "intkeys": {1: "a", 2: "b"},
+        "dec": Decimal("1.10"),
+        "nested": [{"x": np.float64(1.5)}],
+        "looks_like_envelope": {"__biosigio_type__": "datetime", "value": "nope"},
+    }
+    text = _jsonsafe.dumps(value)
+    json.loads(text)  # strict JSON
+    back = _jsonsafe.loads(text)
+    assert back["when"] == value["when"] and back["when"].tzinfo is not None
+    for key in ("naive", "day", "clock", "span", "raw", "tup", "set", "intkeys", "dec",
+                "looks_like_envelope"):
+        assert back[key] == value[key], key
+        assert type(back[key]) is type(value[key]), key
+    for key in ("f32", "i64", "u8", "b"):
+        assert type(back[key]) is type(value[key]) and back[key] == value[key], key
+    np.testing.assert_array_equal(back["arr"], value["arr"])
+    assert back["arr"].dtype == np.int16
+    assert np.isnan(back["nan"]) and back["inf"] == float("-inf")
+    assert type(back["nested"][0]["x"]) is np.float64
+
+
+def test_reads_biosigio_12_envelope():
+    text = '{"start": {"__biosigio_type__": "datetime", "value": "2020-01-02T03:04:05"}}'
+    assert _jsonsafe.loads(text) == {"start": dt.datetime(2020, 1, 2, 3, 4, 5)}
+
+
+def test_unknown_objects_never_fail():
+    class Odd:
+        def __repr__(self) -> str:
+            return "Odd()"
+
+    import warnings
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert _jsonsafe.loads(_jsonsafe.dumps({"o": Odd()})) == {"o": "Odd()"}
