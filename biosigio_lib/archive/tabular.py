@@ -1,0 +1,195 @@
+"""The archive's public API: write a Recording as biosigio-tabular Parquet or Arrow IPC
+(Feather v2), one table per grid, and read it back (reading lives in ``_read.py``).
+
+A single-grid (or channel-less) recording is one plain file; several grids make a folder with
+one self-describing file per grid and a manifest. Tables are built from the recording's own
+arrays without copying (each channel row is contiguous), written under a temporary name and
+renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._fs import Location, atomic_target, resolve
+from ..errors import InvalidChannelError, WriteError
+from ._read import read_archive
+from ._schema import (
+    FORMAT_VERSION,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    METADATA_KEY,
+    build_blob,
+    pandas_metadata,
+    time_column_name,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from ..recording import Grid, Recording
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "read_archive", "write_arrow", "write_parquet"]
+
+#: Rows per Parquet row group / Arrow record batch: ~65 s at 1 kHz, so a time range touches
+#: few of them, and the reader's working buffer stays a small fraction of the data.
+DEFAULT_CHUNK_ROWS = 65_536
+PARQUET_COMPRESSION = "lz4"
+#: Arrow IPC is written uncompressed by default, so readers memory-map it (zero-copy); lz4
+#: saved under 1 % on float64 signals and halves the write speed (see docs/archive.md).
+ARROW_COMPRESSION: str | None = None
+_SUFFIX = {"parquet": ".parquet", "arrow": ".arrow"}
+
+
+def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_rows: int,
+                extension_extra: Mapping[str, Any]) -> pa.Table:
+    """One grid as an Arrow table: channel columns (views), then the float64 time column."""
+    import pyarrow as pa
+
+    labels = list(grid.labels) if grid is not None else []
+    time_name = time_column_name(labels)
+    columns = [pa.array(grid.channel(lab)) for lab in labels] if grid is not None else []
+    times = grid.times if grid is not None else np.empty(0, np.float64)
+    columns.append(pa.array(times))
+    dtypes = [grid.channel(lab).dtype for lab in labels] if grid is not None else []
+    ext: dict[str, Any] = {"time_column": time_name, "chunk_rows": chunk_rows,
+                           **extension_extra}
+    if grid is not None:
+        ext["grid"] = {"key": grid.key, "rate": grid.rate, "t0": grid.t0,
+                       "n_samples": grid.n_samples}
+    blob = build_blob(rec.metadata, {lab: rec.channels[lab] for lab in labels}, events,
+                      ext)
+    fields = [pa.field(lab, col.type, nullable=False) for lab, col in zip(labels, columns)]
+    fields.append(pa.field(time_name, pa.float64(), nullable=False))
+    schema = pa.schema(fields, metadata={
+        b"pandas": pandas_metadata(labels, dtypes, time_name), METADATA_KEY: blob})
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _write_parquet_table(table: pa.Table, loc: Location, chunk_rows: int,
+                         options: Mapping[str, Any]) -> None:
+    import pyarrow.parquet as pq
+
+    kw: dict[str, Any] = {
+        "row_group_size": chunk_rows, "compression": PARQUET_COMPRESSION,
+        "use_dictionary": False,  # dictionary-encoding float samples only costs time
+        "write_statistics": [table.schema.names[-1]],  # time-range predicates prune
+        **options,
+    }
+    if loc.is_local:
+        pq.write_table(table, loc.path, **kw)
+    else:
+        with loc.fs.open(loc.path, "wb") as fh:
+            pq.write_table(table, fh, **kw)
+
+
+def _write_arrow_table(table: pa.Table, loc: Location, chunk_rows: int,
+                       options: Mapping[str, Any]) -> None:
+    import pyarrow as pa
+
+    opts = dict(options)
+    compression = opts.pop("compression", ARROW_COMPRESSION)
+    ipc = pa.ipc.IpcWriteOptions(compression=compression, use_threads=True, **opts)
+
+    def dump(sink: Any) -> None:
+        with pa.ipc.new_file(sink, table.schema, options=ipc) as writer:
+            writer.write_table(table, max_chunksize=chunk_rows)
+
+    if loc.is_local:
+        with pa.OSFile(loc.path, "wb") as sink:
+            dump(sink)
+    else:
+        with loc.fs.open(loc.path, "wb") as fh:
+            dump(fh)
+
+
+_WRITERS = {"parquet": _write_parquet_table, "arrow": _write_arrow_table}
+
+
+def _file_name(i: int, key: str, container: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "grid"
+    return f"grid{i:02d}_{safe}{_SUFFIX[container]}"
+
+
+def _write(rec: Recording, path: str | os.PathLike[str], container: str, *, overwrite: bool,
+           storage_options: Mapping[str, Any] | None, chunk_rows: int,
+           options: Mapping[str, Any]) -> str:
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
+    chunk_rows = int(chunk_rows)
+    loc = resolve(path, storage_options)
+    grids = list(rec.grids.values())
+    write_one = _WRITERS[container]
+    extra = {"arrow_compression": options.get("compression")} if container == "arrow" else {}
+    try:
+        with atomic_target(loc, overwrite=overwrite) as tmp:
+            if len(grids) <= 1:
+                grid = grids[0] if grids else None
+                write_one(_grid_table(rec, grid, rec.events, chunk_rows, extra), tmp, chunk_rows,
+                          options)
+                return loc.url
+            _write_folder(rec, grids, tmp, container, chunk_rows, options, extra)
+    except (InvalidChannelError, ValueError, TypeError, FileExistsError, WriteError):
+        raise
+    except OSError as exc:
+        raise WriteError(f"writing the {container} archive failed: {exc}", path=loc.url) from exc
+    return loc.url
+
+
+def _write_folder(rec: Recording, grids: list[Grid], tmp: Location, container: str,
+                  chunk_rows: int, options: Mapping[str, Any],
+                  extra: Mapping[str, Any]) -> None:
+    """One file per grid (two at a time: pyarrow releases the GIL) plus the manifest."""
+    tmp.fs.makedirs(tmp.path, exist_ok=True)
+    names = [_file_name(i, g.key, container) for i, g in enumerate(grids)]
+    order = list(rec.channels)
+    write_one = _WRITERS[container]
+    events = rec.events  # once, here: the property flushes pending events (not thread-safe)
+
+    def one(i: int) -> None:
+        table = _grid_table(rec, grids[i], events, chunk_rows, {**extra, "archive_file": names[i]})
+        write_one(table, tmp.child(names[i]), chunk_rows, options)
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, range(len(grids))))
+    manifest = {
+        "format": MANIFEST_FORMAT, "version": FORMAT_VERSION, "container": container,
+        "channel_order": order,
+        "grids": [{"file": name, "key": g.key, "rate": g.rate, "t0": g.t0,
+                   "n_samples": g.n_samples, "labels": list(g.labels)}
+                  for name, g in zip(names, grids)],
+    }
+    with tmp.fs.open(tmp.child(MANIFEST_NAME).path, "wb") as fh:
+        fh.write(json.dumps(manifest, ensure_ascii=False, allow_nan=False,
+                            indent=1).encode("utf-8"))
+
+
+def write_parquet(rec: Recording, path: str | os.PathLike[str], *, overwrite: bool = False,
+                  storage_options: Mapping[str, Any] | None = None,
+                  chunk_rows: int = DEFAULT_CHUNK_ROWS, **parquet_options: Any) -> str:
+    """Write the lossless Parquet archive (a file, or a folder for several grids); its URL.
+
+    ``parquet_options`` go to :func:`pyarrow.parquet.write_table` (e.g. ``compression='zstd'``).
+    """
+    return _write(rec, path, "parquet", overwrite=overwrite, storage_options=storage_options,
+                  chunk_rows=chunk_rows, options=parquet_options)
+
+
+def write_arrow(rec: Recording, path: str | os.PathLike[str], *, overwrite: bool = False,
+                storage_options: Mapping[str, Any] | None = None,
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, compression: str | None = ARROW_COMPRESSION,
+                **ipc_options: Any) -> str:
+    """Write the lossless Arrow IPC (Feather v2) archive; ``compression=None`` to memory-map."""
+    if compression in ("uncompressed", "none"):
+        compression = None
+    return _write(rec, path, "arrow", overwrite=overwrite, storage_options=storage_options,
+                  chunk_rows=chunk_rows,
+                  options={"compression": compression, **ipc_options})

@@ -1,0 +1,66 @@
+"""Importer ``tabular``: biosigio-tabular Parquet / Arrow IPC (Feather v2) files and folders.
+
+Reads what :func:`biosigio_lib.archive.write_parquet` / ``write_arrow`` and biosigio 1.2 write;
+an archive folder (several grids) is recognised by its manifest. ``channels``, ``tmin`` and
+``tmax`` read a subset without decoding the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .._fs import Location
+from ._registry import Importer, register
+
+if TYPE_CHECKING:
+    from ..recording import Recording
+
+__all__ = ["TabularImporter"]
+
+_MANIFEST = "biosigio-archive.json"  # == biosigio_lib.archive.MANIFEST_NAME (lazy import)
+
+
+@register
+class TabularImporter(Importer):
+    """biosigio-tabular archives: ``.parquet``, ``.feather``, ``.arrow`` and archive folders."""
+
+    name = "tabular"
+    extensions = (".parquet", ".feather", ".arrow")
+    magic = ((0, b"PAR1"), (0, b"ARROW1"))
+    requires = ("pyarrow",)
+    description = "biosigio-tabular Parquet / Arrow IPC (Feather v2) archive"
+    opens_directories = True
+
+    def can_open(self, loc: Location, head: bytes) -> bool:
+        """An archive folder: a directory holding the archive manifest."""
+        return not head and bool(loc.fs.isdir(loc.path)) and loc.child(_MANIFEST).exists()
+
+    def read(self, loc: Location, channels: Iterable[str] | None = None,
+             tmin: float | None = None, tmax: float | None = None,
+             **kwargs: Any) -> Recording:
+        """Read the archive (or the channels / ``[tmin, tmax)`` seconds asked for)."""
+        if kwargs:
+            raise TypeError(f"the tabular importer takes channels, tmin and tmax; got "
+                            f"{sorted(kwargs)}")
+        from ..archive import read_location
+
+        return read_location(loc, channels, tmin, tmax)
+
+    def iter_blocks(self, loc: Location, block_seconds: float = 60.0,
+                    **kwargs: Any) -> Iterator[Recording]:
+        """Yield ``block_seconds`` windows, each read from only its own row groups."""
+        from ..archive import archive_duration
+
+        if block_seconds <= 0:
+            raise ValueError(f"block_seconds must be > 0, got {block_seconds!r}")
+        channels = kwargs.pop("channels", None)
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
+        end = archive_duration(loc)
+        t = 0.0
+        while True:
+            yield self.read(loc, channels, tmin=t, tmax=t + block_seconds)
+            t += block_seconds
+            if t >= end:
+                break
