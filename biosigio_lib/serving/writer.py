@@ -1,0 +1,287 @@
+"""``write_zarr``: a Recording to a biosigio 1.2 Zarr v3 serving store, complete or absent.
+
+Per (modality, grid) group (see :mod:`.level0`): a first filtering pass measures each
+channel's range; then level 0 is filtered again, quantised and written shard by shard (the
+next shard is computed while the previous one is compressed), feeding the min/max pyramid on
+the way, so memory stays at a few shards. The root attrs, which make the store valid, are
+written last; a local store is built under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import _jsonsafe
+from .._fs import Location, atomic_target, resolve
+from ..errors import EmptyRecordingError, StoreExistsError, WriteError
+from . import layout
+from .level0 import GroupPlan, Level0Stats, gather, plan_groups, scales, shard_block
+from .params import ServingParams
+from .pyramid import Level1Builder, level_lengths, next_level
+from .quantize import NAN_CODE, Int16Scale
+
+if TYPE_CHECKING:
+    from ..recording import Recording
+
+__all__ = ["resolve_params", "write_zarr"]
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_memory() -> None:
+    """Hand freed blocks back to the OS between shards: zarr encodes in its own threads,
+    whose malloc arenas otherwise keep every freed shard buffer and raise the peak RSS."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _compressors(params: ServingParams) -> list[Any]:
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname=params.compressor, clevel=params.clevel, shuffle=params.shuffle)]
+
+
+def _write_group(root: Any, rec: Recording, gp: GroupPlan, params: ServingParams,
+                 pool: ThreadPoolExecutor, io: ThreadPoolExecutor) -> None:
+    n_ch, n_out, rate = len(gp.labels), gp.n_out, gp.rate
+    out_dtype = np.dtype(params.dtype)
+    fill: Any = NAN_CODE if params.dtype == "int16" else np.nan
+    chunk_t, shard_t = layout.chunk_shard(n_out, rate, params.chunk_seconds,
+                                          params.shard_seconds)
+    st = gather(gp, params, pool, keep=shard_t)
+    sc, err = scales(st, params)
+    lengths = level_lengths(n_out, params.view_factor, params.view_max_samples,
+                            params.max_view_levels)
+    scale = sc.scale if sc is not None else np.ones(n_ch)
+    offset = sc.offset if sc is not None else np.zeros(n_ch)
+    entries = _channel_entries(rec, gp, st, scale, offset, err, sc)
+    nan_attr = {"nan_code": NAN_CODE} if sc is not None else {}
+    grp = root.create_group(gp.name, attributes={
+        "modality": gp.modality, "rate": rate, "original_rate": gp.native,
+        "n_channels": n_ch, "n_samples": n_out, "channels": entries,
+        "n_view_levels": len(lengths), "view_levels": list(range(1, len(lengths) + 1)),
+        "view_downsample": params.view_factor, "view_chunk_columns": params.view_chunk_columns,
+        "chunk_seconds": params.chunk_seconds, "shard_seconds": params.shard_seconds,
+        "t0": gp.grid.t0, "grid": gp.grid.key, "dtype": params.dtype,
+        "resampling": (gp.plan.attrs() if gp.plan is not None else {"method": "none"}),
+        "discrete_resampling": "nearest source sample, never filtered",
+        "max_abs_error": [float(x) for x in err], **nan_attr,
+    })
+    a0 = grp.create_array(
+        "0", shape=(n_ch, n_out), chunks=(n_ch, chunk_t), shards=(n_ch, shard_t),
+        dtype=out_dtype, compressors=_compressors(params), fill_value=fill,
+        config={"write_empty_chunks": True}, attributes={
+            "level": 0, "rate": rate, "source_rate_hz": gp.native, "downsample_factor": 1,
+            "kind": "signal", "chunk_samples": chunk_t, "shard_samples": shard_t,
+            "anti_aliased": any(e["anti_aliased"] for e in entries),
+            "usable_for_inference": any(e["usable_for_inference"] for e in entries),
+            "scale": scale.tolist(), "offset": offset.tolist(),
+            "physical_formula": layout.PHYSICAL_FORMULA, **nan_attr})
+    builder = Level1Builder(n_ch, n_out, params.view_factor, out_dtype) if lengths else None
+    views = _create_views(grp, lengths, n_ch, out_dtype, params, rate)
+    done1 = 0  # level-1 columns already handed to the writer
+    pending: list[Future[Any]] = []
+    for s in range(0, n_out, shard_t):
+        e = min(n_out, s + shard_t)
+        _release_memory()
+        block = shard_block(gp, st, sc, s, e, pool, params)
+        st.heads.clear()  # only the first shard was kept
+        for f in pending:  # at most one shard's writes in flight
+            f.result()
+        _release_memory()
+        pending = [io.submit(a0.__setitem__, (slice(None), slice(s, e)), block)]
+        if builder is not None:
+            builder.feed(block, last=e == n_out)
+            # level 1 goes out in whole chunks as the shards complete it
+            ct = int(views[0].chunks[2])
+            ready = builder.filled if e == n_out else builder.filled // ct * ct
+            if ready > done1:
+                pending.append(io.submit(views[0].__setitem__,
+                                         (slice(None), slice(None), slice(done1, ready)),
+                                         builder.out[:, :, done1:ready]))
+                done1 = ready
+        del block
+    level = builder.out if builder is not None else None
+    for av in views[1:]:  # the coarser levels are small: computed and written at the end
+        assert level is not None
+        level = next_level(level, params.view_factor)
+        pending.append(io.submit(av.__setitem__, Ellipsis, level))
+    for f in pending:
+        f.result()
+    _release_memory()
+
+
+def _create_views(grp: Any, lengths: list[int], n_ch: int, dtype: np.dtype[Any],
+                  params: ServingParams, rate: float) -> list[Any]:
+    """The ``view`` group and one empty ``(2, n_ch, n_L)`` array per level."""
+    view = grp.create_group("view")
+    arrays = []
+    for li, n in enumerate(lengths, start=1):
+        ct = max(1, min(n, params.view_chunk_columns))
+        eff = params.view_factor ** li
+        arrays.append(view.create_array(
+            str(li), shape=(2, n_ch, n), chunks=(2, n_ch, ct), dtype=dtype,
+            compressors=_compressors(params),
+            fill_value=NAN_CODE if dtype == np.int16 else np.nan,
+            config={"write_empty_chunks": True}, attributes={
+                "level": li, "downsample_factor": eff, "rate_effective": rate / eff,
+                "kind": "minmax_envelope", "axis0": ["min", "max"], "chunk_columns": ct,
+                "usable_for_inference": False}))
+    return arrays
+
+
+def _channel_entries(rec: Recording, gp: GroupPlan, st: Level0Stats, scale: np.ndarray,
+                     offset: np.ndarray, err: np.ndarray,
+                     sc: Int16Scale | None) -> list[dict[str, Any]]:
+    filtered = np.zeros(len(gp.labels), bool)
+    for rs in gp.rowsets:
+        filtered[rs.pos] = rs.filtered and gp.plan is not None
+    out = []
+    for i, label in enumerate(gp.labels):
+        info = rec.channels[label]
+        out.append({
+            "label": label,
+            "channel_type": layout.biosigio_channel_type(info["channel_type"]),
+            "modality": layout.biosigio_modality(info["modality"]),
+            "unit": info["physical_dimension"], "prefilter": info["prefilter"],
+            "original_rate": gp.native, "target_rate": gp.rate,
+            "anti_aliased": bool(filtered[i]),
+            "usable_for_inference": bool(not gp.discrete[i] and st.nan_out[i] == 0),
+            "scale": float(scale[i]), "offset": float(offset[i]), "row_index": i,
+            "max_abs_error": float(err[i]),
+            "exact": bool(sc.exact[i]) if sc is not None else False,
+            "nonfinite_samples": int(st.nonfinite[i]), "nan_samples": int(st.nan_out[i]),
+            "info": _jsonsafe.encode(info),
+        })
+    return out
+
+
+def _write_events(root: Any, rec: Recording) -> None:
+    """onset/duration/code arrays and a code -> description map (codes by first use)."""
+    ev = rec.events
+    if len(ev) == 0:
+        root.create_group("events", attributes={"label_map": {}, "n_events": 0})
+        return
+    descs = ev["description"].astype(str).to_numpy()
+    uniques, codes = np.unique(descs, return_inverse=True)
+    order = np.argsort(np.unique(codes, return_index=True)[1])
+    remap = np.empty_like(order)
+    remap[order] = np.arange(len(order))
+    labels = [str(uniques[j]) for j in order]
+    extra = {c: _jsonsafe.encode(ev[c].tolist()) for c in ev.columns
+             if c not in ("onset", "duration", "description")}
+    eg = root.create_group("events", attributes={
+        "label_map": {str(i): d for i, d in enumerate(labels)}, "n_events": len(ev),
+        "extra_columns": extra, "extra_column_order": list(extra)})
+    for name, arr in (("onset", ev["onset"].to_numpy(dtype=np.float64)),
+                      ("duration", ev["duration"].to_numpy(dtype=np.float64)),
+                      ("code", remap[codes].astype(np.int32))):
+        eg.create_array(name, data=arr, chunks=arr.shape)
+
+
+def _root_attrs(rec: Recording, plans: list[GroupPlan], params: ServingParams) -> dict[str, Any]:
+    from .. import __version__
+
+    md = rec.metadata
+    return {
+        "format": layout.FORMAT, "format_version": layout.FORMAT_VERSION,
+        "writer": f"biosigio_lib {__version__}",
+        "source_format": md.get("source_format", "n/a"),
+        "modality_rates": {k: v for k, v in params.rate_caps.items() if v is not None},
+        "dtype": params.dtype, "view_downsample": params.view_factor,
+        "view_chunk_columns": params.view_chunk_columns,
+        "anti_alias_filter": (f"polyphase FIR (scipy.signal.firwin {params.filter_window}, "
+                              f"beta={params.filter_beta}, half width "
+                              f"{params.filter_half_width}*max(up,down)), edge-padded"),
+        "channel_groups": [gp.name for gp in plans],
+        "recording_metadata": _jsonsafe.encode(md),
+        "source_file": None if md.get("source_file") is None else str(md["source_file"]),
+        "source_checksum": md.get("source_checksum"),
+        "serving_params": params.to_dict(), "serving_version": params.version(),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(),
+        "note": ("Derived serving copy. level 0 of each group is the anti-aliased inference "
+                 "signal; view/* are min/max render envelopes (not for inference)."),
+    }
+
+
+def _write_store(rec: Recording, plans: list[GroupPlan], params: ServingParams,
+                 store: Any) -> None:
+    import zarr
+
+    root = zarr.create_group(store=store, overwrite=False)
+    workers = max(2, os.cpu_count() or 2)
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as io:
+        for gp in plans:
+            _write_group(root, rec, gp, params, pool, io)
+    _write_events(root, rec)
+    root.update_attributes(_root_attrs(rec, plans, params))  # last: this makes the store valid
+
+
+def resolve_params(params: ServingParams | None, dtype: Any,
+                   overrides: dict[str, Any]) -> ServingParams:
+    """Params from an object, keyword overrides and ``dtype`` (which wins when given)."""
+    p = params if params is not None else ServingParams()
+    if overrides:
+        try:
+            p = p.replace(**overrides)
+        except TypeError as exc:
+            raise TypeError(f"unknown serving parameter(s) {sorted(overrides)}: {exc}") from None
+    if dtype is not None:
+        p = p.replace(dtype=dtype)
+    return p
+
+
+@contextlib.contextmanager
+def _remote_target(loc: Location, overwrite: bool) -> Iterator[Location]:
+    """Write in place on a remote filesystem; remove what was written if the write fails."""
+    if loc.exists():
+        if not overwrite:
+            raise StoreExistsError("already exists; pass overwrite=True to replace it",
+                                   path=loc.url)
+        loc.fs.rm(loc.path, recursive=True)
+    try:
+        yield loc
+    except BaseException:
+        with contextlib.suppress(Exception):
+            if loc.fs.exists(loc.path):
+                loc.fs.rm(loc.path, recursive=True)
+        raise
+
+
+def write_zarr(rec: Recording, where: str | os.PathLike[str], *, dtype: Any = None,
+               params: ServingParams | None = None, overwrite: bool = False,
+               storage_options: dict[str, Any] | None = None, **param_overrides: Any) -> str:
+    """Write the serving store (level 0 + min/max pyramid); returns its path or URL."""
+    params = resolve_params(params, dtype, param_overrides)
+    if rec.n_channels == 0:
+        raise EmptyRecordingError("the recording has no channels to write", path=str(where))
+    loc = resolve(where, storage_options)
+    plans = plan_groups(rec, params)
+    target: Callable[..., Any] = atomic_target if loc.is_local else _remote_target
+    try:
+        with target(loc, overwrite=overwrite) as tmp:
+            store, _ = layout.open_store(tmp, read_only=False)
+            _write_store(rec, plans, params, store)
+    except OSError as exc:
+        if isinstance(exc, StoreExistsError | WriteError):
+            raise
+        raise WriteError(f"writing the Zarr store failed: {exc}", path=loc.url) from exc
+    return loc.url
