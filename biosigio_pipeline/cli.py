@@ -1,0 +1,108 @@
+"""``biosigio-pipeline``: the demo, conversion without Dagster, scans and store backfills."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from . import settings
+
+__all__ = ["main"]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(scale=args.scale, fresh=args.fresh)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    params = settings.load_serving_params({"dtype": args.dtype} if args.dtype else None)
+    res = convert(args.path, os.fspath(args.out), params, feather=not args.no_feather,
+                  progress=not args.quiet)
+    for key, urls in res.outputs.items():
+        print(f"{key}:")
+        for name, url in urls.items():
+            print(f"  {name:<8} {url}")
+    for key, err in res.errors.items():
+        print(f"{key}: FAILED {err}", file=sys.stderr)
+    return 1 if res.errors else 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from biosigio_lib.discovery import discover
+
+    found = discover(args.root, checksums=args.checksums)
+    for s in found.sources:
+        print(json.dumps(s.to_dict()) if args.json else
+              f"{s.key:<60} {s.format:<5} {len(s.files):>3} files {s.size:>12} B")
+    return 0
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from .backfill import backfill_stores
+    from .definitions import build_defs
+
+    params = settings.load_serving_params()
+    version = params.version()
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
+    instance = dg.DagsterInstance.get()
+    print(f"serving params {version} (from {settings.serving_params_origin()})")
+
+    def report(key: str, ok: bool) -> None:
+        print(f"  {key}: {'rebuilt' if ok else 'FAILED'}", flush=True)
+
+    done = backfill_stores(build_defs(serving_params=params), instance, version,
+                           dry_run=args.dry_run, report=report)
+    if args.dry_run:
+        print(f"{len(done)} stale store(s): {sorted(done)}")
+    else:
+        print(f"{sum(done.values())}/{len(done)} store(s) rebuilt; archives untouched")
+    return 0 if all(done.values()) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="biosigio-pipeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="generate sample data and run the whole pipeline")
+    d.add_argument("--fresh", action="store_true", help="delete earlier demo state first")
+    d.add_argument("--scale", type=float, default=1.0, help="shorten the sample recordings")
+    d.set_defaults(fn=_cmd_demo)
+
+    c = sub.add_parser("convert", help="convert a file or dataset without Dagster")
+    c.add_argument("path", help="a recording file, or a dataset folder (BIDS, WFDB, EDF/XDF)")
+    c.add_argument("--out", default="converted", help="output folder or fsspec URL")
+    c.add_argument("--dtype", choices=("int16", "float32"), help="serving store sample type")
+    c.add_argument("--no-feather", action="store_true", help="skip the Feather archive")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(fn=_cmd_convert)
+
+    s = sub.add_parser("scan", help="list the recordings discovered under a source root")
+    s.add_argument("root")
+    s.add_argument("--checksums", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_cmd_scan)
+
+    b = sub.add_parser("backfill-stores",
+                       help="rebuild only the serving stores made with other serving params")
+    b.add_argument("--dry-run", action="store_true", help="list the stale stores only")
+    b.set_defaults(fn=_cmd_backfill)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``biosigio-pipeline`` console script."""
+    args = _parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Convert without Dagster: one file or a whole dataset to archives + serving store.
+
+The same steps the assets run (:mod:`biosigio_pipeline.steps`), in a plain loop with a
+progress bar on stderr; used by ``biosigio-pipeline convert``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from biosigio_lib.discovery import SourceRecording, checksum, list_sources, safe_key
+
+from . import steps
+
+if TYPE_CHECKING:
+    from biosigio_lib.serving import ServingParams
+
+__all__ = ["ConvertResult", "ProgressBar", "convert", "sources_for"]
+
+STEPS = ("import", "parquet", "feather", "zarr", "preview")
+
+
+class ProgressBar:
+    """A one-line text progress bar on a stream (stderr); plain lines when not a terminal."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 28):
+        self.total, self.done, self.width = max(total, 1), 0, width
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.perf_counter()
+
+    def update(self, label: str, advance: int = 1) -> None:
+        """Advance and redraw with ``label`` as the current item."""
+        self.done = min(self.total, self.done + advance)
+        filled = round(self.width * self.done / self.total)
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = (f"[{bar}] {self.done}/{self.total} {time.perf_counter() - self.t0:6.1f}s "
+                f"{label}")
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line[:160])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class ConvertResult:
+    """Per recording: the output URLs, or the error that stopped it."""
+
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def sources_for(path: str | os.PathLike[str]) -> list[SourceRecording]:
+    """The recordings of a dataset folder, or the one recording a file is part of."""
+    p = Path(path)
+    if p.is_dir():
+        return list_sources(p)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    root = next((a for a in p.absolute().parents if (a / "dataset_description.json").is_file()),
+                p.absolute().parent)  # a file inside a BIDS dataset keeps its sidecars and key
+    for s in list_sources(root):
+        if Path(s.url) == p.absolute() or str(p.absolute()) in s.files:
+            return [s]
+    st = p.stat()
+    name = p.name.replace(".", "_")
+    return [SourceRecording(key=safe_key(p.parent.name or "root", name), dataset=p.parent.name,
+                            name=name, url=str(p.absolute()), format="file",
+                            files=(str(p.absolute()),), size=st.st_size, mtime=st.st_mtime)]
+
+
+def convert(path: str | os.PathLike[str], out: str, params: ServingParams, *,
+            feather: bool = True, progress: bool = True,
+            on_error: Callable[[str, BaseException], None] | None = None) -> ConvertResult:
+    """Convert every recording under ``path`` to ``out``; a failure skips that recording."""
+    sources = sources_for(path)
+    n_steps = len(STEPS) - (0 if feather else 1)
+    bar = ProgressBar(len(sources) * n_steps) if progress else None
+    result = ConvertResult()
+    for src in sources:
+        o = steps.Outputs(out, src.key)
+        done = 0
+        try:
+            src = replace(src, checksum=checksum(src))
+            rec = steps.load_source(src)
+            urls: dict[str, Any] = {}
+            for name, fn in _plan(rec, o, params, feather):
+                if bar:
+                    bar.update(f"{src.key}: {name}")
+                done += 1
+                urls[name] = fn()
+            result.outputs[src.key] = {k: v for k, v in urls.items() if isinstance(v, str)}
+        except Exception as exc:  # report it and go on with the next recording
+            result.errors[src.key] = f"{type(exc).__name__}: {exc}"
+            if bar:
+                bar.update(f"{src.key}: FAILED", advance=n_steps - done)
+            if on_error:
+                on_error(src.key, exc)
+    if bar:
+        bar.close()
+    return result
+
+
+def _plan(rec: Any, o: steps.Outputs, params: ServingParams, feather: bool
+          ) -> Sequence[tuple[str, Callable[[], Any]]]:
+    plan: list[tuple[str, Callable[[], Any]]] = [
+        ("import", lambda: rec.metadata.get("source_file")),
+        ("parquet", lambda: steps.write_archive(rec, o.parquet, "parquet")),
+    ]
+    if feather:
+        plan.append(("feather", lambda: steps.write_archive(rec, o.feather, "feather")))
+    plan.append(("zarr", lambda: steps.write_store(rec, o.store, params)))
+    plan.append(("preview", lambda: (steps.write_preview(o.store, o.preview), o.preview)[1]))
+    return plan

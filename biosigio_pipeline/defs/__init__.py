@@ -1,0 +1,2 @@
+"""Dagster definitions, one role per module: partitions, resources, assets, checks, jobs,
+sensors, schedules. :func:`biosigio_pipeline.definitions.build_defs` assembles them."""

@@ -1,0 +1,146 @@
+"""Asset checks, one rule each, returning their evidence (the failing values) as metadata.
+
+- the Parquet and the Feather archives read back bit-exactly as the canonical Recording;
+- the store's level 0 matches the Recording within the bound its attrs state;
+- no channel or event of the Recording is missing from the store (the archives' round-trip
+  checks already list any missing channel or event).
+"""
+
+# No ``from __future__ import annotations`` here: Dagster reads these annotations at runtime
+# (the context type, resource and input types), so they must be real objects, not strings.
+
+import warnings
+from typing import Any
+
+import dagster as dg
+
+from biosigio_lib import BiosigIOError, Recording
+
+from .. import verify
+from .assets import NO_SIGNAL
+from .partitions import RECORDINGS
+from .resources import PipelineStorage
+
+__all__ = ["build_checks", "complete_result", "level0_result", "round_trip_result"]
+
+_REC = {"recording": dg.AssetIn("recording")}
+#: A store that cannot be read fails its check (with the error as evidence), not the run.
+_UNREADABLE = (BiosigIOError, KeyError, OSError, ValueError)
+
+
+def _unreadable(url: str, exc: BaseException) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, metadata={
+        "uri": dg.MetadataValue.path(url), "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _latest_uri(context: dg.AssetCheckExecutionContext, asset: str, fallback: str) -> str:
+    """The URI the asset's latest materialization of this partition recorded."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
+                              asset_partitions=[context.partition_key]), limit=1)
+    for rec in records.records:
+        mat = rec.asset_materialization
+        uri = mat.metadata.get("uri") if mat else None
+        if uri is not None:
+            return str(uri.value)
+    return fallback
+
+
+def round_trip_result(url: str, recording: Recording,
+                      storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    """Passed when the archive at ``url`` reads back bit-exactly; else the differences."""
+    kw = {"storage_options": storage_options} if storage_options else {}
+    try:
+        back = Recording.from_file(url, **kw)
+    except _UNREADABLE as exc:
+        return _unreadable(url, exc)
+    problems = verify.diff_recordings(back, recording)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"uri": dg.MetadataValue.path(url), "problems": dg.MetadataValue.json(problems),
+                  "channels_compared": recording.n_channels,
+                  "events_compared": len(recording.events)})
+
+
+def level0_result(url: str, recording: Recording,
+                  storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    """Passed when every group's level 0 is within its stated bound; else the failing groups."""
+    if recording.n_channels == 0:
+        return dg.AssetCheckResult(passed=True, metadata={"note": NO_SIGNAL})
+    try:
+        reports = verify.level0_reports(recording, url, storage_options or None)
+    except _UNREADABLE as exc:
+        return _unreadable(url, exc)
+    failing = [r for r in reports if not r["passed"]]
+    return dg.AssetCheckResult(
+        passed=not failing,
+        metadata={"uri": dg.MetadataValue.path(url), "groups": len(reports),
+                  "failing": dg.MetadataValue.json(failing),
+                  "reports": dg.MetadataValue.json(reports)})
+
+
+def complete_result(url: str, recording: Recording,
+                    storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    """Passed when the store carries every channel and event; else what is missing."""
+    if recording.n_channels == 0:  # a warning, with the evidence: the events are not served
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"note": NO_SIGNAL + "; its events are only in the archives",
+                      "missing_channels": dg.MetadataValue.json([]),
+                      "source_events": len(recording.events),
+                      "missing_events": len(recording.events)})
+    try:
+        found = verify.missing_in_store(recording, url, storage_options or None)
+    except _UNREADABLE as exc:
+        return _unreadable(url, exc)
+    ok = not found["missing_channels"] and not found["missing_events"]
+    return dg.AssetCheckResult(passed=ok, metadata={
+        "uri": dg.MetadataValue.path(url),
+        **{k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in found.items()}})
+
+
+def build_checks() -> list[dg.AssetChecksDefinition]:
+    """The asset checks of the archive and store assets (partitioned like their assets)."""
+    with warnings.catch_warnings():  # partitioned checks are a Dagster "preview" feature
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return _build_checks()
+
+
+def _build_checks() -> list[dg.AssetChecksDefinition]:
+    def url_of(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
+               asset: str) -> str:
+        o = storage.outputs(context.partition_key)
+        fallback = {"parquet_archive": o.parquet, "feather_archive": o.feather,
+                    "zarr_store": o.store}[asset]
+        return _latest_uri(context, asset, fallback)
+
+    @dg.asset_check(asset="parquet_archive", additional_ins=_REC, partitions_def=RECORDINGS,
+                    description="The Parquet archive reads back bit-exactly.")
+    def parquet_round_trip(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
+                           recording: Recording) -> dg.AssetCheckResult:
+        return round_trip_result(url_of(context, storage, "parquet_archive"), recording,
+                                 storage.storage_options)
+
+    @dg.asset_check(asset="feather_archive", additional_ins=_REC, partitions_def=RECORDINGS,
+                    description="The Feather archive reads back bit-exactly.")
+    def feather_round_trip(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
+                           recording: Recording) -> dg.AssetCheckResult:
+        return round_trip_result(url_of(context, storage, "feather_archive"), recording,
+                                 storage.storage_options)
+
+    @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
+                    description="Level 0 matches the Recording within the bound in its attrs.")
+    def store_level0_within_bound(context: dg.AssetCheckExecutionContext,
+                                  storage: PipelineStorage,
+                                  recording: Recording) -> dg.AssetCheckResult:
+        return level0_result(url_of(context, storage, "zarr_store"), recording,
+                             storage.storage_options)
+
+    @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
+                    description="Every channel and event of the Recording is in the store.")
+    def store_complete(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
+                       recording: Recording) -> dg.AssetCheckResult:
+        return complete_result(url_of(context, storage, "zarr_store"), recording,
+                               storage.storage_options)
+
+    return [parquet_round_trip, feather_round_trip, store_level0_within_bound, store_complete]

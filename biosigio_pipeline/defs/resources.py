@@ -1,0 +1,97 @@
+"""Resources: where outputs go, where sources are, and how the canonical Recording persists.
+
+Each is a small configurable interface with cheap variants (a temporary folder or a
+``memory://`` root in tests). Defaults are filled in by ``build_defs`` from
+:mod:`biosigio_pipeline.settings` when the definitions load, never at import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+from biosigio_lib.discovery import SourceRecording, find_source
+
+from ..steps import Outputs, size_of, write_canonical
+
+if TYPE_CHECKING:
+    from biosigio_lib import Recording
+
+__all__ = ["PipelineStorage", "RecordingIOManager", "SourceRoots"]
+
+
+class PipelineStorage(dg.ConfigurableResource):
+    """The storage root of every output (a local folder or any fsspec URL)."""
+
+    root: str = Field(description="Output root: a local folder or an fsspec URL.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for a URL root (e.g. credentials).")
+
+    def outputs(self, key: str) -> Outputs:
+        """The output URLs of one partition."""
+        return Outputs(self.root, key)
+
+    def size_of(self, url: str) -> int:
+        """Bytes of an output file or folder."""
+        return size_of(url, self.storage_options)
+
+
+class SourceRoots(dg.ConfigurableResource):
+    """The roots the sensor scans: BIDS datasets, WFDB databases, folders of EDF/BDF/XDF."""
+
+    roots: list[str] = Field(description="Local folders or fsspec URLs to scan.")
+    storage_options: dict[str, Any] = Field(default_factory=dict,
+                                            description="fsspec options for URL roots.")
+    max_per_tick: int = Field(default=25, description="Recordings checksummed per sensor tick.")
+
+    def find(self, key: str) -> SourceRecording:
+        """The source of partition ``key`` with its checksum (FileNotFoundError if gone)."""
+        return find_source(self.roots, key, storage_options=self.storage_options or None)
+
+
+# One decoded Recording kept per process, so the steps of an in-process run do not re-read it.
+_CACHE: dict[str, tuple[tuple[Any, ...], Recording]] = {}
+
+
+class RecordingIOManager(dg.ConfigurableIOManager):
+    """Persists the canonical Recording as uncompressed Arrow IPC under the storage root.
+
+    No pickling: the file is the library's own lossless format, memory-mapped back, so a store
+    backfill in a later run loads it in a fraction of a second.
+    """
+
+    root: str
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    def _url(self, context: dg.OutputContext | dg.InputContext) -> str:
+        key = context.asset_partition_key if context.has_asset_partitions else "unpartitioned"
+        return Outputs(self.root, key).canonical
+
+    def _stamp(self, url: str) -> tuple[Any, ...]:
+        from biosigio_lib._fs import resolve
+
+        loc = resolve(url, self.storage_options or None)
+        info = loc.fs.info(loc.path)
+        return (info.get("size"), info.get("mtime"), info.get("type"))
+
+    def handle_output(self, context: dg.OutputContext, obj: Recording) -> None:
+        url = write_canonical(obj, self._url(context), self.storage_options)
+        _CACHE.clear()
+        _CACHE[url] = (self._stamp(url), obj)
+        context.add_output_metadata({"canonical_uri": dg.MetadataValue.path(url),
+                                     "canonical_bytes": size_of(url, self.storage_options)})
+
+    def load_input(self, context: dg.InputContext) -> Recording:
+        from biosigio_lib import Recording
+
+        url = self._url(context)
+        hit = _CACHE.get(url)
+        if hit is not None and hit[0] == self._stamp(url):
+            return hit[1]
+        kw = {"storage_options": self.storage_options} if self.storage_options else {}
+        rec = Recording.from_file(url, **kw)
+        _CACHE.clear()
+        _CACHE[url] = (self._stamp(url), rec)
+        return rec

@@ -1,0 +1,90 @@
+"""Where the pipeline reads and writes, and its serving parameters, resolved late.
+
+Everything here is read when a function is called (never at import), so definitions built in
+a function pick up the environment of the process that loads them:
+
+- ``BIOSIGIO_HOME``: the project folder holding ``.biosigio/`` (default: the working folder);
+- ``BIOSIGIO_STORAGE_ROOT``: where outputs go (default ``<home>/.biosigio/storage``; any
+  fsspec URL);
+- ``BIOSIGIO_SOURCE_ROOTS``: ``;``-separated source roots (default ``<home>/.biosigio/sources``);
+- ``BIOSIGIO_SERVING_PARAMS``: JSON text, or the path of a JSON file, with ServingParams
+  fields; else ``<home>/biosigio_serving.json`` when present; else the library defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from biosigio_lib.serving import ServingParams
+
+__all__ = [
+    "PARAMS_FILE",
+    "dagster_home",
+    "default_source_roots",
+    "default_storage_root",
+    "load_serving_params",
+    "project_dir",
+]
+
+PARAMS_FILE = "biosigio_serving.json"
+
+
+def project_dir() -> Path:
+    """The project folder: ``$BIOSIGIO_HOME`` or the current working folder."""
+    return Path(os.environ.get("BIOSIGIO_HOME") or os.getcwd()).absolute()
+
+
+def state_dir() -> Path:
+    """``<project>/.biosigio``: local pipeline state and outputs (gitignored)."""
+    return project_dir() / ".biosigio"
+
+
+def default_storage_root() -> str:
+    """The output root: ``$BIOSIGIO_STORAGE_ROOT`` or ``<project>/.biosigio/storage``."""
+    return os.environ.get("BIOSIGIO_STORAGE_ROOT") or str(state_dir() / "storage")
+
+
+def default_source_roots() -> list[str]:
+    """The source roots: ``$BIOSIGIO_SOURCE_ROOTS`` (``;``-separated) or the demo folder."""
+    text = os.environ.get("BIOSIGIO_SOURCE_ROOTS")
+    if text:
+        return [r.strip() for r in text.split(";") if r.strip()]
+    return [str(state_dir() / "sources")]
+
+
+def dagster_home() -> Path:
+    """``$DAGSTER_HOME`` or ``<project>/.biosigio/dagster_home`` (SQLite storage)."""
+    return Path(os.environ.get("DAGSTER_HOME") or state_dir() / "dagster_home").absolute()
+
+
+def _params_source() -> tuple[dict[str, Any] | None, str]:
+    text = os.environ.get("BIOSIGIO_SERVING_PARAMS", "").strip()
+    if text.startswith("{"):
+        return json.loads(text), "$BIOSIGIO_SERVING_PARAMS"
+    if text:
+        return json.loads(Path(text).read_text()), text
+    path = project_dir() / PARAMS_FILE
+    if path.is_file():
+        return json.loads(path.read_text()), str(path)
+    return None, "defaults"
+
+
+def load_serving_params(overrides: dict[str, Any] | None = None) -> ServingParams:
+    """The serving parameters from the environment/config file, with ``overrides`` on top."""
+    try:
+        from biosigio_lib.serving import ServingParams
+    except ImportError:  # the serving package's __init__ not there yet: its params module is
+        from biosigio_lib.serving.params import ServingParams
+
+    data, _ = _params_source()
+    merged = {**(data or {}), **(overrides or {})}
+    return ServingParams.from_dict(merged) if merged else ServingParams()
+
+
+def serving_params_origin() -> str:
+    """Where :func:`load_serving_params` takes its values from (for logs and the UI)."""
+    return _params_source()[1]

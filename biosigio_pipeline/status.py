@@ -1,0 +1,70 @@
+"""What the instance says was built: per partition, the latest materialization of each asset.
+
+Used by the sensor (skip what is already built from the same checksum), the nightly schedule
+(missing or stale partitions) and the ``backfill-stores`` command (stale stores only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import dagster as dg
+
+__all__ = [
+    "CODE_VERSION_TAG",
+    "DATA_VERSION_TAG",
+    "latest_tags",
+    "plan_batch",
+    "stale_stores",
+]
+
+CODE_VERSION_TAG = "dagster/code_version"
+DATA_VERSION_TAG = "dagster/data_version"
+_PAGE = 1000
+
+
+def latest_tags(instance: dg.DagsterInstance, asset: str,
+                partitions: Sequence[str] | None = None) -> dict[str, Mapping[str, str]]:
+    """Partition -> tags of the asset's latest materialization of it (absent: never built)."""
+    out: dict[str, Mapping[str, str]] = {}
+    cursor = None
+    while True:
+        res = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
+                                  asset_partitions=list(partitions) if partitions else None),
+            limit=_PAGE, cursor=cursor, ascending=False)
+        for rec in res.records:
+            mat = rec.asset_materialization
+            if mat is not None and mat.partition is not None and mat.partition not in out:
+                out[mat.partition] = dict(mat.tags or {})
+        if not res.has_more:
+            return out
+        cursor = res.cursor
+
+
+def stale_stores(instance: dg.DagsterInstance, store_version: str,
+                 partitions: Iterable[str]) -> list[str]:
+    """Partitions whose store was built, but with other serving parameters.
+
+    (A partition never built is not stale but missing: it needs the whole chain.)
+    """
+    keys = list(partitions)
+    tags = latest_tags(instance, "zarr_store", keys) if keys else {}
+    return [k for k in keys if k in tags and tags[k].get(CODE_VERSION_TAG) != store_version]
+
+
+def plan_batch(instance: dg.DagsterInstance, store_version: str,
+               partitions: Iterable[str], assets: Sequence[str]) -> dict[str, str]:
+    """Partition -> ``"all"`` (an output is missing) or ``"stores"`` (only the store is stale)."""
+    keys = list(partitions)
+    if not keys:
+        return {}
+    built = {a: latest_tags(instance, a, keys) for a in assets}
+    stale = set(stale_stores(instance, store_version, keys))
+    plan = {}
+    for k in keys:
+        if any(k not in built[a] for a in assets):
+            plan[k] = "all"
+        elif k in stale:
+            plan[k] = "stores"
+    return plan

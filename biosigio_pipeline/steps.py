@@ -1,0 +1,169 @@
+"""The conversion steps, without Dagster: where each output goes, and one call per step.
+
+The Dagster assets and the ``convert`` CLI both call these, so the pipeline stays thin and
+every step can be tested on its own. Output layout under a storage root (path or fsspec URL)::
+
+    sources/<key>.json            the discovered source: files, sizes, checksum (lineage)
+    canonical/<key>.arrow         the canonical Recording (uncompressed Arrow IPC, mmap-able)
+    archive/parquet/<key>.parquet lossless Parquet archive (a folder for multi-rate)
+    archive/feather/<key>.arrow   lossless Feather (Arrow IPC, lz4) archive
+    serving/<key>.zarr            Zarr v3 serving store
+    previews/<key>.png            preview drawn from the store's view pyramid
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from biosigio_lib._fs import atomic_target, resolve
+from biosigio_lib.discovery import SourceRecording
+
+if TYPE_CHECKING:
+    from biosigio_lib import Recording
+    from biosigio_lib.serving import ServingParams
+
+__all__ = [
+    "Outputs",
+    "load_source",
+    "read_manifest",
+    "size_of",
+    "summarise",
+    "write_archive",
+    "write_canonical",
+    "write_manifest",
+    "write_preview",
+    "write_store",
+]
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def _opts(url: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``storage_options`` keyword only for URLs (the library refuses them for local paths)."""
+    return {"storage_options": dict(storage_options)} if storage_options and "://" in url else {}
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The URLs of one recording's outputs under a storage root."""
+
+    root: str
+    key: str
+
+    @property
+    def manifest(self) -> str:
+        return _join(self.root, "sources", f"{self.key}.json")
+
+    @property
+    def canonical(self) -> str:
+        return _join(self.root, "canonical", f"{self.key}.arrow")
+
+    @property
+    def parquet(self) -> str:
+        return _join(self.root, "archive", "parquet", f"{self.key}.parquet")
+
+    @property
+    def feather(self) -> str:
+        return _join(self.root, "archive", "feather", f"{self.key}.arrow")
+
+    @property
+    def store(self) -> str:
+        return _join(self.root, "serving", f"{self.key}.zarr")
+
+    @property
+    def preview(self) -> str:
+        return _join(self.root, "previews", f"{self.key}.png")
+
+
+def _write_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None) -> str:
+    loc = resolve(url, _opts(url, storage_options).get("storage_options"))
+    with atomic_target(loc, overwrite=True) as tmp:
+        parent = tmp.path.rsplit("/", 1)[0]
+        if parent:
+            tmp.fs.makedirs(parent, exist_ok=True)
+        with tmp.fs.open(tmp.path, "wb") as fh:
+            fh.write(data)
+    return loc.url
+
+
+def write_manifest(source: SourceRecording, url: str,
+                   storage_options: Mapping[str, Any] | None = None) -> str:
+    """Record the discovered source (files, sizes, checksum) as JSON; returns its URL."""
+    text = json.dumps(source.to_dict(), indent=1, sort_keys=True)
+    return _write_bytes(url, text.encode(), storage_options)
+
+
+def read_manifest(url: str, storage_options: Mapping[str, Any] | None = None) -> SourceRecording:
+    """The source recorded by :func:`write_manifest`."""
+    loc = resolve(url, _opts(url, storage_options).get("storage_options"))
+    with loc.fs.open(loc.path, "rb") as fh:
+        return SourceRecording.from_dict(json.loads(fh.read()))
+
+
+def load_source(source: SourceRecording, source_options: Mapping[str, Any] | None = None
+                ) -> Recording:
+    """Import the source recording and stamp its lineage: source file, checksum and key."""
+    from biosigio_lib import Recording
+
+    rec = Recording.from_file(source.url, **_opts(source.url, source_options))
+    rec.metadata.setdefault("source_file", source.url)
+    rec.metadata["source_checksum"] = source.checksum
+    rec.metadata["source_key"] = source.key
+    return rec
+
+
+def write_canonical(rec: Recording, url: str,
+                    storage_options: Mapping[str, Any] | None = None) -> str:
+    """The canonical Recording between runs: uncompressed Arrow IPC, cheap to map back."""
+    return rec.to_arrow(url, overwrite=True, compression=None, **_opts(url, storage_options))
+
+
+def write_archive(rec: Recording, url: str, container: str,
+                  storage_options: Mapping[str, Any] | None = None) -> str:
+    """The lossless archive copy, ``container`` 'parquet' or 'feather'; returns its URL."""
+    writer = rec.to_parquet if container == "parquet" else rec.to_arrow
+    return writer(url, overwrite=True, **_opts(url, storage_options))
+
+
+def write_store(rec: Recording, url: str, params: ServingParams,
+                storage_options: Mapping[str, Any] | None = None) -> str:
+    """The Zarr v3 serving store with these parameters; returns its URL."""
+    from biosigio_lib.serving import write_zarr
+
+    return write_zarr(rec, url, params=params, overwrite=True, **_opts(url, storage_options))
+
+
+def write_preview(store_url: str, url: str,
+                  storage_options: Mapping[str, Any] | None = None) -> bytes:
+    """Draw the store's preview PNG from its view pyramid, save it, and return the bytes."""
+    from biosigio_lib.preview import store_preview_png
+
+    png = store_preview_png(store_url, **_opts(store_url, storage_options))
+    _write_bytes(url, png, storage_options)
+    return png
+
+
+def size_of(url: str, storage_options: Mapping[str, Any] | None = None) -> int:
+    """Bytes of a file, or of everything under a folder."""
+    loc = resolve(url, _opts(url, storage_options).get("storage_options"))
+    if loc.fs.isdir(loc.path):
+        return int(sum(loc.fs.du(loc.path, total=False).values()))
+    return int(loc.fs.size(loc.path))
+
+
+def summarise(rec: Recording) -> dict[str, Any]:
+    """Channel/rate/duration/event facts of a recording, JSON-safe (for asset metadata)."""
+    return {
+        "channels": rec.n_channels,
+        "rates_hz": [float(r) for r in rec.rates],
+        "grids": {k: g.n_channels for k, g in rec.grids.items()},
+        "duration_s": round(float(rec.duration), 6),
+        "events": len(rec.events),
+        "source_checksum": str(rec.metadata.get("source_checksum")),
+        "source_file": str(rec.metadata.get("source_file")),
+    }

@@ -1,0 +1,88 @@
+"""What a sensor tick should do, without Dagster: new, changed and removed recordings.
+
+The cursor remembers, per key, the listing fingerprint (size, mtime) and the checksum. A tick
+lists the roots (cheap stats), then checksums at most ``max_per_tick`` recordings whose
+fingerprint moved, so a tick stays short however large the roots are; the others wait for the
+next tick. A recording is *changed* only when its checksum differs (a touched file is not).
+Removed recordings are reported once and forgotten; their partitions and outputs are kept
+(nothing the pipeline wrote is deleted because a source went away).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from biosigio_lib.discovery import SourceRecording, checksum, list_sources
+
+__all__ = ["CURSOR_VERSION", "TickPlan", "plan_tick", "scan_roots"]
+
+CURSOR_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickPlan:
+    """The outcome of one tick: partitions to add, runs to request, removals, next cursor."""
+
+    new: list[SourceRecording] = field(default_factory=list)
+    changed: list[SourceRecording] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
+    pending: int = 0  # recordings whose fingerprint moved but wait for a later tick
+    cursor: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def to_run(self) -> list[SourceRecording]:
+        return [*self.new, *self.changed]
+
+
+def scan_roots(roots: Sequence[str], storage_options: Mapping[str, Any] | None = None
+               ) -> tuple[list[SourceRecording], list[str]]:
+    """Recordings under all roots (first root wins on a shared key) and the roots not found."""
+    seen: dict[str, SourceRecording] = {}
+    missing = []
+    for root in roots:
+        try:
+            found = list_sources(root, storage_options=storage_options)
+        except FileNotFoundError:
+            missing.append(root)
+            continue
+        for s in found:
+            seen.setdefault(s.key, s)
+    return sorted(seen.values(), key=lambda s: s.key), missing
+
+
+def plan_tick(roots: Sequence[str], cursor: Mapping[str, Any] | None, *,
+              max_per_tick: int = 25, storage_options: Mapping[str, Any] | None = None,
+              materialized_checksum: Callable[[str], str | None] = lambda key: None
+              ) -> TickPlan:
+    """Plan one tick. ``materialized_checksum(key)`` tells what an earlier run already built
+    (so a fresh cursor does not rebuild what is up to date)."""
+    cur = dict(cursor or {})
+    seen: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (cur.get("seen") or {}).items()}
+    sources, missing = scan_roots(roots, storage_options)
+    plan = TickPlan(missing_roots=missing)
+    present = {s.key for s in sources}
+    if not missing:  # a root that vanished (unmounted?) does not make its recordings removed
+        plan.removed = sorted(k for k in seen if k not in present)
+        for k in plan.removed:
+            seen.pop(k)
+    moved = [s for s in sources if seen.get(s.key, {}).get("fp") != s.fingerprint]
+    batch, plan.pending = moved[:max(1, max_per_tick)], max(0, len(moved) - max(1, max_per_tick))
+    for src in batch:
+        src = replace(src, checksum=checksum(src, storage_options=storage_options))
+        before = seen.get(src.key)
+        if before is None:
+            if materialized_checksum(src.key) == src.checksum:
+                plan.up_to_date.append(src.key)
+            else:
+                plan.new.append(src)
+        elif before.get("sum") != src.checksum:
+            plan.changed.append(src)
+        seen[src.key] = {"fp": src.fingerprint, "sum": src.checksum}
+    plan.cursor = {"v": CURSOR_VERSION, "seen": seen}
+    return plan

@@ -1,0 +1,162 @@
+"""What the asset checks verify, without Dagster: each function returns evidence, not a bool.
+
+- :func:`diff_recordings`: every difference between two recordings, bit for bit;
+- :func:`missing_in_store`: source channels or events a serving store does not carry;
+- :func:`level0_reports`: per group, the store's level-0 error against its stated bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from biosigio_lib import Recording
+
+__all__ = ["diff_recordings", "level0_reports", "missing_in_store", "store_inventory"]
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _first_diff(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"shape {a.shape} != {b.shape}"
+    if a.dtype != b.dtype:
+        return f"dtype {a.dtype} != {b.dtype}"
+    av, bv = a.view(np.uint8).reshape(a.size, -1), b.view(np.uint8).reshape(b.size, -1)
+    bad = np.flatnonzero((av != bv).any(axis=1))
+    i = int(bad[0])
+    return f"{bad.size} sample(s) differ, first at index {i}: {a[i]!r} != {b[i]!r}"
+
+
+def diff_recordings(actual: Recording, expected: Recording, *, limit: int = 50,
+                    ignore_metadata_keys: tuple[str, ...] = ()) -> list[str]:
+    """Every way ``actual`` differs from ``expected`` (samples bit for bit), at most ``limit``."""
+    out: list[str] = []
+    exp_labels, act_labels = list(expected.channels), list(actual.channels)
+    missing = [c for c in exp_labels if c not in actual.channels]
+    extra = [c for c in act_labels if c not in expected.channels]
+    if missing:
+        out.append(f"missing channels: {missing}")
+    if extra:
+        out.append(f"unexpected channels: {extra}")
+    if not missing and not extra and exp_labels != act_labels:
+        out.append("channel order differs")
+    for label in exp_labels:
+        if label not in actual.channels:
+            continue
+        ge, ga = expected.grid_of(label), actual.grid_of(label)
+        if (ge.rate, ge.t0) != (ga.rate, ga.t0):
+            out.append(f"{label}: rate/t0 {(ga.rate, ga.t0)} != {(ge.rate, ge.t0)}")
+        a, e = actual.channel_data(label), expected.channel_data(label)
+        if not _same_bits(a, e):
+            out.append(f"{label}: {_first_diff(a, e)}")
+        if actual.channels[label] != expected.channels[label]:
+            keys = sorted({*actual.channels[label], *expected.channels[label]})
+            bad = [k for k in keys
+                   if actual.channels[label].get(k) != expected.channels[label].get(k)]
+            out.append(f"{label}: channel info differs in {bad}")
+        if len(out) >= limit:
+            return out[:limit]
+    ea, ee = actual.events.reset_index(drop=True), expected.events.reset_index(drop=True)
+    if len(ea) != len(ee):
+        out.append(f"events: {len(ea)} != {len(ee)}")
+    else:
+        try:
+            pd.testing.assert_frame_equal(ea, ee, check_exact=True)
+        except AssertionError as exc:
+            out.append(f"events differ: {str(exc).splitlines()[0]}")
+    keys = sorted({*actual.metadata, *expected.metadata} - set(ignore_metadata_keys))
+    bad_meta = [k for k in keys if actual.metadata.get(k) != expected.metadata.get(k)]
+    if bad_meta:
+        out.append(f"metadata differs in {bad_meta}")
+    return out[:limit]
+
+
+def _attrs(url: str, path: str | None, storage_options: Mapping[str, Any] | None
+           ) -> dict[str, Any]:
+    import zarr
+
+    kw: dict[str, Any] = {"storage_options": dict(storage_options)} if storage_options else {}
+    root = zarr.open_group(url, mode="r", **kw)
+    node = root if path is None else root[path]
+    return dict(node.attrs)
+
+
+def store_inventory(url: str, storage_options: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """The labels and event count a store carries, read from its attrs and events arrays."""
+    import zarr
+
+    from biosigio_lib import serving
+
+    kw: dict[str, Any] = {"storage_options": dict(storage_options)} if storage_options else {}
+    groups = list(serving.list_groups(url, **kw))
+    labels: list[str] = []
+    for g in groups:
+        chans = _attrs(url, g, storage_options).get("channels") or []
+        labels += [c["label"] if isinstance(c, Mapping) else str(c) for c in chans]
+    root = zarr.open_group(url, mode="r", **kw)
+    events = root["events"] if "events" in root else None
+    n_events = int(events["onset"].shape[0]) if events is not None and "onset" in events else 0
+    return {"groups": groups, "labels": labels, "events": n_events}
+
+
+def missing_in_store(rec: Recording, url: str,
+                     storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Source channels and events absent from the store (empty lists when complete)."""
+    inv = store_inventory(url, storage_options)
+    have = set(inv["labels"])
+    return {
+        "missing_channels": [c for c in rec.channels if c not in have],
+        "source_events": len(rec.events),
+        "store_events": inv["events"],
+        "missing_events": max(0, len(rec.events) - inv["events"]),
+    }
+
+
+def _summary(group: str, rep: Mapping[str, Any]) -> dict[str, Any]:
+    chans = rep.get("channels") or {}
+    diffs = {lab: float(c.get("max_abs_diff", np.nan)) for lab, c in chans.items()}
+    worst = max(diffs, key=lambda lab: -np.inf if np.isnan(diffs[lab]) else diffs[lab],
+                default=None)
+    failing = {lab: {k: _jsonable(v) for k, v in c.items()}
+               for lab, c in chans.items() if not c.get("ok", False)}
+    return {"group": group, "passed": bool(rep.get("ok")), "channels": len(chans),
+            "worst_channel": worst,
+            "worst_abs_diff": None if worst is None else diffs[worst],
+            "worst_bound": None if worst is None else _jsonable(chans[worst].get("bound")),
+            "failing_channels": dict(list(failing.items())[:20])}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def level0_reports(rec: Recording, url: str,
+                   storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per group of the store: passed, the worst channel's error and bound, failing channels."""
+    from biosigio_lib import serving
+
+    kw: dict[str, Any] = {"storage_options": dict(storage_options)} if storage_options else {}
+    report = serving.verify_level0(rec, url, None, **kw)
+    out = [_summary(g, rep) for g, rep in (report.get("groups") or {}).items()]
+    for failure in report.get("failures") or []:
+        out.append({"group": str(failure).split(":", 1)[0], "passed": False,
+                    "failure": str(failure)})
+    if not out:
+        out.append({"group": None, "passed": bool(report.get("ok")), "failure": "no groups"})
+    return out

@@ -1,0 +1,69 @@
+"""The CLI: convert without Dagster (file and dataset), scan, and the demo main job."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from biosigio_lib import Recording
+from biosigio_pipeline.cli import main
+
+from .conftest import requires_serving
+
+
+@requires_serving
+def test_convert_one_file(sample_root: Path, tmp_path: Path, capsys) -> None:
+    edf = sample_root / "bids_demo" / "sub-02" / "eeg" / "sub-02_task-rest_eeg.edf"
+    assert main(["convert", str(edf), "--out", str(tmp_path / "o"), "--dtype", "float32"]) == 0
+    out, err = capsys.readouterr()
+    assert "bids_demo__sub-02_task-rest_eeg:" in out and "[" in err  # progress bar on stderr
+    parquet = tmp_path / "o" / "archive" / "parquet" / "bids_demo__sub-02_task-rest_eeg.parquet"
+    rec = Recording.from_file(parquet)
+    assert rec.metadata["source_checksum"].startswith("sha256:")
+    import zarr
+
+    store = tmp_path / "o" / "serving" / "bids_demo__sub-02_task-rest_eeg.zarr"
+    assert zarr.open_group(str(store), mode="r").attrs["serving_params"]["dtype"] == "float32"
+
+
+@requires_serving
+def test_convert_a_dataset_folder(sample_root: Path, tmp_path: Path) -> None:
+    assert main(["convert", str(sample_root / "wfdb_demo"), "--out", str(tmp_path / "o"),
+                 "--quiet", "--no-feather"]) == 0
+    assert (tmp_path / "o" / "serving" / "wfdb_demo__ecg01.zarr").is_dir()
+    assert not (tmp_path / "o" / "archive" / "feather").exists()
+
+
+def test_convert_reports_failures(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "data" / "broken.edf"
+    bad.parent.mkdir()
+    bad.write_bytes(b"0       not an edf header")
+    assert main(["convert", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_scan_lists_recordings(sample_root: Path, capsys) -> None:
+    assert main(["scan", str(sample_root), "--json", "--checksums"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 5 and all(r["checksum"].startswith("sha256:") for r in rows)
+
+
+@pytest.mark.slow
+@requires_serving
+def test_demo_main_job(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("BIOSIGIO_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".biosigio" / "dagster_home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--scale", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "5 partitions registered; 5 to convert" in out
+    assert out.count(" ok (") == 5 and "uv run dagster dev -m biosigio_pipeline.definitions" in out
+    stores = sorted(p.name for p in (tmp_path / ".biosigio" / "storage" / "serving").iterdir())
+    assert len(stores) == 5
+    # a second run finds everything up to date
+    assert main(["demo", "--scale", "0.1"]) == 0
+    assert "0 to convert" in capsys.readouterr().out
+    assert os.environ["DAGSTER_HOME"] == str(tmp_path / ".biosigio" / "dagster_home")

@@ -1,0 +1,82 @@
+"""The sensor on a built context: new, changed, touched and removed files; bounded ticks;
+recordings an earlier run already converted are not requested again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from biosigio_pipeline.defs.partitions import RECORDINGS_NAME
+from biosigio_pipeline.defs.resources import SourceRoots
+from biosigio_pipeline.defs.sensors import recordings_sensor
+
+ALL = ["bids_demo__sub-01_task-motor_eeg", "bids_demo__sub-01_task-rest_eeg",
+       "bids_demo__sub-02_task-rest_eeg", "wfdb_demo__ecg01", "xdf_demo__session01_xdf"]
+
+
+def _tick(instance: dg.DagsterInstance, root: Path, cursor: str | None,
+          max_per_tick: int = 25) -> dg.SensorResult:
+    resources = {"sources": SourceRoots(roots=[str(root)], max_per_tick=max_per_tick)}
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
+        result = recordings_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    for req in result.dynamic_partitions_requests or []:  # what the daemon would do
+        instance.add_dynamic_partitions(RECORDINGS_NAME, list(req.partition_keys or []))
+    return result
+
+
+def _keys(result: dg.SensorResult) -> list[str]:
+    return [r.partition_key for r in result.run_requests or []]
+
+
+def test_new_changed_touched_removed(instance: dg.DagsterInstance, source_copy: Path) -> None:
+    first = _tick(instance, source_copy, None)
+    assert _keys(first) == ALL
+    (add,) = first.dynamic_partitions_requests
+    assert list(add.partition_keys) == ALL
+    assert sorted(instance.get_dynamic_partitions(RECORDINGS_NAME)) == ALL
+    assert all(r.run_key and "@sha256:" in r.run_key for r in first.run_requests)
+    assert json.loads(first.cursor)["seen"].keys() == set(ALL)
+
+    quiet = _tick(instance, source_copy, first.cursor)
+    assert _keys(quiet) == [] and not quiet.dynamic_partitions_requests
+
+    xdf = source_copy / "xdf_demo" / "session01.xdf"
+    os.utime(xdf, (2_000_000_000, 2_000_000_000))
+    touched = _tick(instance, source_copy, quiet.cursor)
+    assert _keys(touched) == []
+
+    events = source_copy / "bids_demo" / "sub-01" / "eeg" / "sub-01_task-rest_events.tsv"
+    events.write_text(events.read_text() + "3.5\t0.5\tlate event\n")  # a sidecar changed
+    changed = _tick(instance, source_copy, touched.cursor)
+    assert _keys(changed) == ["bids_demo__sub-01_task-rest_eeg"]
+    assert changed.run_requests[0].tags["biosigio/reason"] == "changed"
+    assert not changed.dynamic_partitions_requests  # already a partition
+
+    shutil.copytree(source_copy / "wfdb_demo", source_copy / "wfdb_more")
+    shutil.rmtree(source_copy / "xdf_demo")
+    mixed = _tick(instance, source_copy, changed.cursor)
+    assert _keys(mixed) == ["wfdb_more__ecg01"]
+    # removed: logged, forgotten by the cursor, partition (and outputs) kept
+    assert "xdf_demo__session01_xdf" not in json.loads(mixed.cursor)["seen"]
+    assert "xdf_demo__session01_xdf" in instance.get_dynamic_partitions(RECORDINGS_NAME)
+
+
+def test_bounded_ticks(instance: dg.DagsterInstance, source_copy: Path) -> None:
+    cursor, seen = None, []
+    for _ in range(3):
+        res = _tick(instance, source_copy, cursor, max_per_tick=2)
+        assert len(res.run_requests) <= 2
+        seen += _keys(res)
+        cursor = res.cursor
+    assert seen == ALL
+    assert _keys(_tick(instance, source_copy, cursor, max_per_tick=2)) == []
+
+
+def test_missing_root_is_skipped(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    res = _tick(instance, tmp_path / "not-mounted", None)
+    assert _keys(res) == [] and json.loads(res.cursor)["seen"] == {}
