@@ -65,12 +65,38 @@ def resolve(
     return Location(fs, path, text)
 
 
+def _files_under(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """Every file at or below ``path``, listed without glob expansion (names may hold ``[``)."""
+    if not fs.isdir(path):
+        return [path] if fs.exists(path) else []
+    return list(fs.find(path, withdirs=False))
+
+
 def _remove(loc: Location, path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        if loc.fs.isdir(path):
-            loc.fs.rm(path, recursive=True)
-        elif loc.fs.exists(path):
-            loc.fs.rm(path)
+        if loc.is_local:
+            if loc.fs.isdir(path):
+                loc.fs.rm(path, recursive=True)
+            elif loc.fs.exists(path):
+                loc.fs.rm(path)
+            return
+        for f in _files_under(loc.fs, path):  # rm_file never globs, unlike rm
+            loc.fs.rm_file(f)
+        with contextlib.suppress(OSError, NotImplementedError):
+            if loc.fs.isdir(path):
+                loc.fs.rmdir(path)
+
+
+def _move_remote(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
+    """Copy file by file then delete: ``fs.mv`` would glob-expand names holding ``[`` or ``*``."""
+    src = src.rstrip("/")
+    dst = dst.rstrip("/")
+    files = _files_under(fs, src)
+    for f in files:
+        rel = f[len(src):].lstrip("/")
+        fs.cp_file(f, f"{dst}/{rel}" if rel else dst)
+    for f in files:
+        fs.rm_file(f)
 
 
 @contextlib.contextmanager
@@ -99,7 +125,7 @@ def atomic_target(loc: Location, *, overwrite: bool = False) -> Iterator[Locatio
         if loc.is_local:
             os.replace(tmp.path, loc.path)
         else:
-            loc.fs.mv(tmp.path, loc.path, recursive=True)
+            _move_remote(loc.fs, tmp.path, loc.path)
     except OSError as exc:
         _remove(loc, tmp.path)
         raise WriteError(f"could not move the finished output into place: {exc}",
