@@ -75,10 +75,7 @@ def _params_source() -> tuple[dict[str, Any] | None, str]:
 
 def load_serving_params(overrides: dict[str, Any] | None = None) -> ServingParams:
     """The serving parameters from the environment/config file, with ``overrides`` on top."""
-    try:
-        from biosigio_lib.serving import ServingParams
-    except ImportError:  # the serving package's __init__ not there yet: its params module is
-        from biosigio_lib.serving.params import ServingParams
+    from biosigio_lib.serving import ServingParams
 
     data, _ = _params_source()
     merged = {**(data or {}), **(overrides or {})}

@@ -1,5 +1,6 @@
 """End to end: the real webserver loads workspace.yaml; its GraphQL API lists the assets, the
-checks and the registered partitions. Bounded waits; the server is always stopped."""
+checks and the registered partitions, and a run launched through it (what the UI's Materialize
+button does) converts one partition. Bounded waits; the server is always stopped."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-KEYS = ["bids_demo__sub-01_task-rest_eeg", "wfdb_demo__ecg01"]
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } }
+} }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+REPO_Q = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name
+              location { name } } } } }"""
 QUERY = """{ assetNodes { assetKey { path } partitionKeys
              assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
 
@@ -27,23 +34,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _post(url: str, query: str, timeout: float = 10.0) -> dict:
-    req = urllib.request.Request(url, data=json.dumps({"query": query}).encode(),
+def _post(url: str, query: str, timeout: float = 10.0, variables: dict | None = None) -> dict:
+    body = {"query": query, "variables": variables or {}}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
-def test_webserver_serves_graph_and_partitions(tmp_path: Path) -> None:
+@pytest.mark.timeout(150)
+def test_webserver_serves_graph_and_materializes(tmp_path: Path) -> None:
     import dagster as dg
 
+    from biosigio_lib.discovery import discover
+    from biosigio_lib.samples import make_sample_dataset
+
+    sources = tmp_path / ".biosigio" / "sources"  # the default source root under BIOSIGIO_HOME
+    make_sample_dataset(sources, seconds_scale=0.1)
+    keys = sorted(s.key for s in discover(sources).sources)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # runs start at once (no daemon needed here; `dagster dev` runs the queued coordinator)
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nrun_coordinator:\n"
+        "  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n")
     instance = dg.DagsterInstance.from_config(str(home))
-    instance.add_dynamic_partitions("recordings", KEYS)
+    instance.add_dynamic_partitions("recordings", keys)
     instance.dispose()
 
     port = _free_port()
@@ -75,9 +92,29 @@ def test_webserver_serves_graph_and_partitions(tmp_path: Path) -> None:
         assert set(nodes) == {"source_recording", "recording", "parquet_archive",
                               "feather_archive", "zarr_store"}
         for node in nodes.values():
-            assert node["partitionKeys"] == KEYS
+            assert sorted(node["partitionKeys"]) == keys
         checks = {c["name"] for c in nodes["zarr_store"]["assetChecksOrError"]["checks"]}
         assert checks == {"store_level0_within_bound", "store_complete"}
+
+        # Materialize one partition through the webserver, as the UI does.
+        repo = _post(url, REPO_Q)["data"]["repositoriesOrError"]["nodes"][0]
+        key = next(k for k in keys if k.startswith("wfdb"))
+        params = {"selector": {"repositoryLocationName": repo["location"]["name"],
+                               "repositoryName": repo["name"], "jobName": "convert_recording"},
+                  "runConfigData": {},
+                  "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key}]}}
+        launched = _post(url, LAUNCH, variables={"p": params})["data"]["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        status, deadline = None, time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = _post(url, RUN, variables={"id": run_id})["data"]["runOrError"]["status"]
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
+            time.sleep(1.0)
+        assert status == "SUCCESS", status
+        store = tmp_path / ".biosigio" / "storage" / "serving" / f"{key}.zarr"
+        assert (store / "zarr.json").is_file()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
