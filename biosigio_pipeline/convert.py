@@ -101,6 +101,8 @@ def convert(path: str | os.PathLike[str], out: str, params: ServingParams, *,
                     bar.update(f"{src.key}: {name}")
                 done += 1
                 urls[name] = fn()
+            if bar and done < n_steps:  # no preview step for an annotation-only recording
+                bar.update(f"{src.key}: done", advance=n_steps - done)
             result.outputs[src.key] = {k: v for k, v in urls.items() if isinstance(v, str)}
         except Exception as exc:  # report it and go on with the next recording
             result.errors[src.key] = f"{type(exc).__name__}: {exc}"
@@ -122,5 +124,7 @@ def _plan(rec: Any, o: steps.Outputs, params: ServingParams, feather: bool
     if feather:
         plan.append(("feather", lambda: steps.write_archive(rec, o.feather, "feather")))
     plan.append(("zarr", lambda: steps.write_store(rec, o.store, params)))
-    plan.append(("preview", lambda: (steps.write_preview(o.store, o.preview), o.preview)[1]))
+    if rec.n_channels:  # an annotation-only recording's events-only store has nothing to draw
+        plan.append(("preview",
+                     lambda: (steps.write_preview(o.store, o.preview), o.preview)[1]))
     return plan

@@ -1,7 +1,8 @@
 """What the asset checks verify, without Dagster: each function returns evidence, not a bool.
 
 - :func:`diff_recordings`: every difference between two recordings, bit for bit;
-- :func:`missing_in_store`: source channels or events a serving store does not carry;
+- :func:`missing_in_store`: source channels or events a serving store does not carry (events
+  compared bit-exactly);
 - :func:`level0_reports`: per group, the store's level-0 error against its stated bound.
 """
 
@@ -90,9 +91,7 @@ def _attrs(url: str, path: str | None, storage_options: Mapping[str, Any] | None
 
 def store_inventory(url: str, storage_options: Mapping[str, Any] | None = None
                     ) -> dict[str, Any]:
-    """The labels and event count a store carries, read from its attrs and events arrays."""
-    import zarr
-
+    """The groups, labels and events a store carries (an events-only store has no groups)."""
     from biosigio_lib import serving
 
     kw: dict[str, Any] = {"storage_options": dict(storage_options)} if storage_options else {}
@@ -101,22 +100,54 @@ def store_inventory(url: str, storage_options: Mapping[str, Any] | None = None
     for g in groups:
         chans = _attrs(url, g, storage_options).get("channels") or []
         labels += [c["label"] if isinstance(c, Mapping) else str(c) for c in chans]
-    root = zarr.open_group(url, mode="r", **kw)
-    events = root["events"] if "events" in root else None
-    n_events = int(events["onset"].shape[0]) if events is not None and "onset" in events else 0
-    return {"groups": groups, "labels": labels, "events": n_events}
+    events = serving.read_events(url, **kw)
+    return {"groups": groups, "labels": labels, "events": len(events), "event_frame": events}
+
+
+def _event_keys(ev: pd.DataFrame) -> pd.DataFrame:
+    """Onset and duration as their bits (exact, NaN-safe), the description as text, and the
+    occurrence number, so that repeated events are matched one by one."""
+    keys = pd.DataFrame({
+        "onset": np.ascontiguousarray(ev["onset"].to_numpy(np.float64)).view(np.int64),
+        "duration": np.ascontiguousarray(ev["duration"].to_numpy(np.float64)).view(np.int64),
+        "description": ev["description"].astype(str).to_numpy(object)})
+    keys["occurrence"] = keys.groupby(["onset", "duration", "description"]).cumcount()
+    return keys
+
+
+def _matched_events(source: pd.DataFrame, stored: pd.DataFrame) -> int:
+    """How many source events the store holds bit-exactly (onset, duration, description)."""
+    if len(source) == 0 or len(stored) == 0:
+        return 0
+    return len(_event_keys(source).merge(_event_keys(stored), how="inner"))
+
+
+def _differing_event_columns(source: pd.DataFrame, stored: pd.DataFrame) -> list[str]:
+    """Extra event columns of the source the store lacks or holds with other values."""
+    extra = [c for c in source.columns if c not in ("onset", "duration", "description")]
+    src, got = source.reset_index(drop=True), stored.reset_index(drop=True)
+    return [str(c) for c in extra if c not in got.columns or len(src) != len(got)
+            or not src[c].astype(object).equals(got[c].astype(object))]
 
 
 def missing_in_store(rec: Recording, url: str,
                      storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Source channels and events absent from the store (empty lists when complete)."""
+    """Source channels and events absent from the store (zeros and empty lists when complete).
+
+    Events match bit-exactly on onset, duration and description; ``unexpected_events`` are
+    store events the source lacks, ``differing_event_columns`` the extra columns that differ.
+    """
     inv = store_inventory(url, storage_options)
     have = set(inv["labels"])
+    source, stored = rec.events, inv["event_frame"]
+    matched = _matched_events(source, stored)
     return {
         "missing_channels": [c for c in rec.channels if c not in have],
-        "source_events": len(rec.events),
+        "source_events": len(source),
         "store_events": inv["events"],
-        "missing_events": max(0, len(rec.events) - inv["events"]),
+        "missing_events": len(source) - matched,
+        "unexpected_events": inv["events"] - matched,
+        "differing_event_columns": _differing_event_columns(source, stored),
     }
 
 
@@ -148,7 +179,8 @@ def _jsonable(value: Any) -> Any:
 
 def level0_reports(rec: Recording, url: str,
                    storage_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Per group of the store: passed, the worst channel's error and bound, failing channels."""
+    """Per group of the store: passed, the worst channel's error and bound, failing channels
+    (no rows for a recording without channels and its events-only store)."""
     from biosigio_lib import serving
 
     kw: dict[str, Any] = {"storage_options": dict(storage_options)} if storage_options else {}
@@ -157,6 +189,8 @@ def level0_reports(rec: Recording, url: str,
     for failure in report.get("failures") or []:
         out.append({"group": str(failure).split(":", 1)[0], "passed": False,
                     "failure": str(failure)})
-    if not out:
-        out.append({"group": None, "passed": bool(report.get("ok")), "failure": "no groups"})
-    return out
+    if not out and rec.n_channels:  # signal in the source, none in the store
+        out.append({"group": None, "passed": False,
+                    "failure": f"the store has no signal groups; the source has "
+                               f"{rec.n_channels} channels"})
+    return out  # empty for an annotation-only recording: nothing to check

@@ -53,12 +53,18 @@ class ZarrImporter(Importer):
 
     def iter_blocks(self, loc: Location, block_seconds: float = 60.0,
                     **kwargs: Any) -> Iterator[Recording]:
-        """Level 0 a time window at a time, each window read on its own (only its chunks)."""
-        from ..serving import read_zarr
+        """Level 0 a time window at a time, each window read on its own (only its chunks).
+
+        An events-only store (no signal groups) gives one Recording: its events.
+        """
+        from ..serving import list_groups, read_zarr
         from ..serving.reader import open_group
 
         if block_seconds <= 0:
             raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
+        if kwargs.get("group") is None and not list_groups(loc):
+            yield read_zarr(loc, **kwargs)
+            return
         sg = open_group(loc, kwargs.get("group"))
         end = sg.t0 + sg.n_samples / sg.rate
         t = sg.t0

@@ -2,6 +2,7 @@
 
 Reads touch only the chunks (inner chunks of shards) that cover the selected time range.
 Stores written by biosigio 1.2 read too (no ``info``/``t0``/NaN code: defaults apply).
+An events-only store (no signal groups) reads as a Recording with no channels.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from .layout import StoreLike
 
 __all__ = ["StoreGroup", "ViewData", "list_groups", "open_group", "pick_view_level",
-           "read_view", "read_zarr", "view_level_for"]
+           "read_events", "read_view", "read_zarr", "view_level_for"]
 
 #: Per-channel provenance keys the reader adds to ``rec.channels[label]``.
 PROVENANCE_KEYS: tuple[str, ...] = (
@@ -76,7 +77,10 @@ def list_groups(where: StoreLike, storage_options: dict[str, Any] | None = None)
 def _select(root: Any, group: str | None, url: str) -> str:
     names = _group_names(root)
     if not names:
-        raise ArchiveFormatError("the store has no channel groups", path=url)
+        what = "no signal groups (an events-only store: read_zarr gives its events)"
+        if group is not None:
+            raise KeyError(f"{url}: no group {group!r}; the store has {what}")
+        raise ValueError(f"{url}: the store has {what}")
     if group is None:
         if len(names) > 1:
             raise MixedSamplingRateError(
@@ -140,9 +144,13 @@ class StoreGroup:
 def open_group(where: StoreLike, group: str | None = None,
                storage_options: dict[str, Any] | None = None) -> StoreGroup:
     """Open one group of a store (the only one when ``group`` is None)."""
+    return _open_group_in(*_open_root(where, storage_options), where, group, storage_options)
+
+
+def _open_group_in(root: Any, url: str, where: StoreLike, group: str | None,
+                   storage_options: dict[str, Any] | None) -> StoreGroup:
     from zarr.abc.store import Store
 
-    root, url = _open_root(where, storage_options)
     name = _select(root, group, url)
     grp = root[name]
     attrs = grp.attrs.asdict()
@@ -257,7 +265,7 @@ def _channel_info(entry: dict[str, Any]) -> tuple[dict[str, Any], str, str, str,
     return info, unit, ctype, prefilter, modality
 
 
-def _metadata(root: Any, url: str, name: str) -> dict[str, Any]:
+def _metadata(root: Any, url: str, name: str | None) -> dict[str, Any]:
     attrs = root.attrs.asdict()
     blob = attrs.get("recording_metadata")
     md = _jsonsafe.loads(blob) if isinstance(blob, str) else _jsonsafe.decode(blob or {})
@@ -301,11 +309,44 @@ def _events(root: Any, tmin: float | None, tmax: float | None) -> Any:
     return frame[keep].reset_index(drop=True)
 
 
+def read_events(where: StoreLike, *, tmin: float | None = None, tmax: float | None = None,
+                storage_options: dict[str, Any] | None = None) -> Any:
+    """The store's events as a DataFrame (``onset``, ``duration``, ``description``, extras)."""
+    import pandas as pd
+
+    root, _ = _open_root(where, storage_options)
+    ev = _events(root, tmin, tmax)
+    if ev is None:
+        return pd.DataFrame({"onset": np.zeros(0), "duration": np.zeros(0),
+                             "description": np.zeros(0, dtype=object)})
+    return ev
+
+
+def _events_only(root: Any, url: str, channels: Any, tmin: float | None,
+                 tmax: float | None) -> Recording:
+    """A store without signal groups: its metadata and events, no channels."""
+    wanted = [channels] if isinstance(channels, str) else list(channels or [])
+    if wanted:
+        raise KeyError(f"{url}: no channel(s) {wanted}: the store has no signal groups "
+                       "(events only)")
+    rec = Recording(_metadata(root, url, None))
+    ev = _events(root, tmin, tmax)
+    if ev is not None:
+        rec.events = ev
+    return rec
+
+
 def read_zarr(where: StoreLike, *, group: str | None = None, channels: Any = None,
               tmin: float | None = None, tmax: float | None = None,
               storage_options: dict[str, Any] | None = None) -> Recording:
-    """Level 0 of one group as a Recording (channels and ``[tmin, tmax)`` s selectable)."""
-    sg = open_group(where, group, storage_options)
+    """Level 0 of one group as a Recording (channels and ``[tmin, tmax)`` s selectable).
+
+    A store without signal groups (``group`` None) gives its events and metadata only.
+    """
+    root, url = _open_root(where, storage_options)
+    if group is None and not _group_names(root):
+        return _events_only(root, url, channels, tmin, tmax)
+    sg = _open_group_in(root, url, where, group, storage_options)
     rows, labels = sg.rows(channels)
     i0, i1 = sg.window(tmin, tmax)
     data = _level0(sg, rows, i0, i1)

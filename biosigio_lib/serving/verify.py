@@ -3,7 +3,9 @@
 The source is resampled again with the store's own parameters (from its root attrs) and the
 same code path as the writer; each channel's largest difference to the dequantised level 0
 must not exceed the ``max_abs_error`` its group attrs state, and NaN must sit at the same
-places. The pipeline's asset check is a thin call of this function.
+places; a group of the source that the store lacks fails too. A recording without channels
+checks nothing and passes against its events-only store. The pipeline's asset check is a
+thin call of this function.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ def verify_level0(rec: Recording, where: StoreLike, group: str | None = None, *,
                               "serving_version": attrs.get("serving_version")}
     from concurrent.futures import ThreadPoolExecutor
 
+    if group is None:  # a source group the store lacks (an events-only store has none)
+        for name in plans:
+            if name not in names:
+                report["failures"].append(f"{name}: missing from the store")
+                report["ok"] = False
     with ThreadPoolExecutor(2) as pool:
         for name in names:
             if name not in plans:

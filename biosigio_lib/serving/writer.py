@@ -5,6 +5,9 @@ channel's range; then level 0 is filtered again, quantised and written shard by 
 next shard is computed while the previous one is compressed), feeding the min/max pyramid on
 the way, so memory stays at a few shards. The root attrs, which make the store valid, are
 written last; a local store is built under a temporary name and renamed into place.
+
+A recording without channels (annotation-only EDF+) gives a valid store with no signal
+groups: the root attrs and the ``events`` group (empty when there are no events either).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from .. import _jsonsafe
 from .._fs import Location, atomic_target, resolve
-from ..errors import EmptyRecordingError, StoreExistsError, WriteError
+from ..errors import StoreExistsError, WriteError
 from . import layout
 from .level0 import GroupPlan, Level0Stats, gather, plan_groups, scales, shard_block
 from .params import ServingParams
@@ -269,10 +272,11 @@ def _remote_target(loc: Location, overwrite: bool) -> Iterator[Location]:
 def write_zarr(rec: Recording, where: str | os.PathLike[str], *, dtype: Any = None,
                params: ServingParams | None = None, overwrite: bool = False,
                storage_options: dict[str, Any] | None = None, **param_overrides: Any) -> str:
-    """Write the serving store (level 0 + min/max pyramid); returns its path or URL."""
+    """Write the serving store (level 0 + min/max pyramid); returns its path or URL.
+
+    A recording without channels gives an events-only store (no signal groups).
+    """
     params = resolve_params(params, dtype, param_overrides)
-    if rec.n_channels == 0:
-        raise EmptyRecordingError("the recording has no channels to write", path=str(where))
     loc = resolve(where, storage_options)
     plans = plan_groups(rec, params)
     target: Callable[..., Any] = atomic_target if loc.is_local else _remote_target

@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 
-__all__ = ["ASSET_KEYS", "GROUP", "LIB_CODE_VERSION", "NO_SIGNAL", "build_assets"]
+__all__ = ["ASSET_KEYS", "GROUP", "LIB_CODE_VERSION", "NO_PREVIEW", "build_assets"]
 
 GROUP = "biosigio"
 #: Code version of the assets whose bytes depend only on the library (not on parameters).
 LIB_CODE_VERSION = f"biosigio_lib-{biosigio_lib.__version__}"
-NO_SIGNAL = "annotation-only recording: no signal channels, so no serving store"
+NO_PREVIEW = "annotation-only recording: no signal channels, so no preview (events only)"
 ASSET_KEYS = {name: dg.AssetKey(name) for name in
               ("source_recording", "recording", "parquet_archive", "feather_archive",
                "zarr_store")}
@@ -105,18 +105,16 @@ def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
               kinds={"zarr"}, metadata={"serving_params": dg.MetadataValue.json(params.to_dict())})
     def zarr_store(context: dg.AssetExecutionContext, storage: PipelineStorage,
                    recording: Recording) -> dg.MaterializeResult:
-        """Zarr v3 serving store (level 0 + min/max pyramid) built with the serving params."""
+        """Zarr v3 serving store (level 0 + min/max pyramid + events) built with the serving
+        params; an annotation-only recording gets an events-only store and no preview."""
         out = storage.outputs(context.partition_key)
-        if recording.n_channels == 0:  # annotation-only source: nothing to serve as signal
-            context.log.warning(f"{context.partition_key}: no signal channels; no store "
-                                "written (its events are in the archives)")
-            return dg.MaterializeResult(metadata={
-                "skipped": NO_SIGNAL, "params_version": store_version,
-                **_recording_metadata(recording)})
         url = steps.write_store(recording, out.store, params, storage.storage_options)
         meta: dict[str, Any] = {"uri": dg.MetadataValue.path(url), "bytes": storage.size_of(url),
                                 "params_version": store_version,
                                 "dtype": params.dtype, **_recording_metadata(recording)}
+        if recording.n_channels == 0:  # annotation-only: an events-only store, nothing to draw
+            meta["preview"] = dg.MetadataValue.md(f"_{NO_PREVIEW}_")
+            return dg.MaterializeResult(metadata=meta)
         try:
             png = steps.write_preview(url, out.preview, storage.storage_options)
         except (ValueError, KeyError, OSError) as exc:  # a preview never fails the store

@@ -2,8 +2,9 @@
 
 - the Parquet and the Feather archives read back bit-exactly as the canonical Recording;
 - the store's level 0 matches the Recording within the bound its attrs state;
-- no channel or event of the Recording is missing from the store (the archives' round-trip
-  checks already list any missing channel or event).
+- no channel or event of the Recording is missing from the store, events compared bit-exactly
+  (the archives' round-trip checks already list any missing channel or event). An
+  annotation-only recording has an events-only store: its level-0 check checks 0 channels.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads these annotations at runtime
@@ -17,7 +18,6 @@ import dagster as dg
 from biosigio_lib import BiosigIOError, Recording
 
 from .. import verify
-from .assets import NO_SIGNAL
 from .partitions import RECORDINGS
 from .resources import PipelineStorage
 
@@ -65,8 +65,6 @@ def round_trip_result(url: str, recording: Recording,
 def level0_result(url: str, recording: Recording,
                   storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
     """Passed when every group's level 0 is within its stated bound; else the failing groups."""
-    if recording.n_channels == 0:
-        return dg.AssetCheckResult(passed=True, metadata={"note": NO_SIGNAL})
     try:
         reports = verify.level0_reports(recording, url, storage_options or None)
     except _UNREADABLE as exc:
@@ -75,25 +73,21 @@ def level0_result(url: str, recording: Recording,
     return dg.AssetCheckResult(
         passed=not failing,
         metadata={"uri": dg.MetadataValue.path(url), "groups": len(reports),
+                  "channels_checked": sum(int(r.get("channels", 0)) for r in reports),
                   "failing": dg.MetadataValue.json(failing),
                   "reports": dg.MetadataValue.json(reports)})
 
 
 def complete_result(url: str, recording: Recording,
                     storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
-    """Passed when the store carries every channel and event; else what is missing."""
-    if recording.n_channels == 0:  # a warning, with the evidence: the events are not served
-        return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"note": NO_SIGNAL + "; its events are only in the archives",
-                      "missing_channels": dg.MetadataValue.json([]),
-                      "source_events": len(recording.events),
-                      "missing_events": len(recording.events)})
+    """Passed when the store carries every channel and exactly the Recording's events (an
+    annotation-only recording: its events-only store); else what is missing or differs."""
     try:
         found = verify.missing_in_store(recording, url, storage_options or None)
     except _UNREADABLE as exc:
         return _unreadable(url, exc)
-    ok = not found["missing_channels"] and not found["missing_events"]
+    ok = not (found["missing_channels"] or found["missing_events"]
+              or found["unexpected_events"] or found["differing_event_columns"])
     return dg.AssetCheckResult(passed=ok, metadata={
         "uri": dg.MetadataValue.path(url),
         **{k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in found.items()}})
@@ -137,7 +131,8 @@ def _build_checks() -> list[dg.AssetChecksDefinition]:
                              storage.storage_options)
 
     @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
-                    description="Every channel and event of the Recording is in the store.")
+                    description="Every channel and event (bit-exact) of the Recording is in "
+                                "the store.")
     def store_complete(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
                        recording: Recording) -> dg.AssetCheckResult:
         return complete_result(url_of(context, storage, "zarr_store"), recording,

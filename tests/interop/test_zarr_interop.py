@@ -99,3 +99,15 @@ def test_level0_agrees_with_biosigio_within_quantisation(tmp_path: Path) -> None
     assert a.shape == b.shape
     span = np.ptp(rec.grid(1000.0).data, axis=1)[:, None]
     assert (np.abs(a - b)[:, 30:-30] <= 2e-3 * span).all()
+
+
+def test_biosigio_refuses_an_events_only_store(tmp_path: Path) -> None:
+    """biosigio 1.2 needs a signal group: it refuses our events-only stores (documented)."""
+    from biosigio import Recording as BRecording
+
+    rec = Recording({"subject": "sub-07"})
+    rec.add_events([1.0, 2.5], [0.5, 0.0], ["go", "stop"])
+    out = rec.to_zarr(tmp_path / "events.zarr")
+    with pytest.raises(ValueError, match="No channel groups"):
+        BRecording.from_file(out, importer="zarr")
+    assert Recording.from_file(out).events["description"].tolist() == ["go", "stop"]

@@ -153,22 +153,68 @@ def test_real_files_through_the_pipeline(real_data: Path, oracle: dict, tmp_path
         assert back.metadata["source_checksum"] == find_source([str(real_data)], key).checksum
 
 
-@pytest.mark.real_data
-def test_annotation_only_source(real_data: Path, tmp_path: Path) -> None:
-    """No signal: archives hold the events; no store; a WARN check says the events are not
-    served (evidence, not a silent gap)."""
-    key = "edf__SC4001EC-Hypnogram_edf"
-    defs = build_defs(storage_root=str(tmp_path / "out"), source_roots=[str(real_data)])
+def _annotation_only_run(root: Path, out: Path, key: str) -> dg.ExecuteInProcessResult:
+    defs = build_defs(storage_root=str(out), source_roots=[str(root)])
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("recordings", [key])
     res = defs.resolve_job_def("convert_recording").execute_in_process(
         partition_key=key, instance=instance, run_config=QUIET)
     assert res.success
-    n_events = _meta(res, "parquet_archive")["events"]
-    assert n_events > 100 and _meta(res, "zarr_store")["skipped"].startswith("annotation-only")
-    assert not Path(Outputs(str(tmp_path / "out"), key).store).exists()
+    return res
+
+
+def _assert_events_only_store(res: dg.ExecuteInProcessResult, out: Path, key: str,
+                              source: Recording) -> None:
+    """The store holds every event bit-exactly, no signal groups and no preview; every check
+    passes, the level-0 one on 0 channels."""
+    from biosigio_lib import serving
+    from biosigio_lib.testing import assert_recordings_equal
+
+    o = Outputs(str(out), key)
+    m = _meta(res, "zarr_store")
+    assert m["uri"] == o.store and m["channels"] == 0 and m["events"] == len(source.events) > 0
+    assert "skipped" not in m and m["preview"].startswith("_annotation-only")
+    assert not Path(o.preview).exists()
+    assert serving.list_groups(o.store) == []
+    back = Recording.from_file(o.store)
+    assert back.n_channels == 0 and back.metadata["source_checksum"] == \
+        source.metadata["source_checksum"]
+    assert_recordings_equal(back, source, ignore_metadata_keys=(
+        "source_file", "source_format", "original_source_file", "original_source_format",
+        "zarr_group", "serving_version"))
     by = {e.check_name: e for e in res.get_asset_check_evaluations()}
-    assert by["parquet_round_trip"].passed and by["store_level0_within_bound"].passed
-    done = by["store_complete"]
-    assert not done.passed and done.severity == dg.AssetCheckSeverity.WARN
-    assert done.metadata["missing_events"].value == n_events
+    assert all(e.passed for e in by.values()), {n: e.metadata for n, e in by.items()}
+    level0 = by["store_level0_within_bound"].metadata
+    assert level0["channels_checked"].value == 0 and level0["groups"].value == 0
+    done = by["store_complete"].metadata
+    assert done["missing_events"].value == 0 and done["unexpected_events"].value == 0
+    assert done["store_events"].value == done["source_events"].value == len(source.events)
+
+
+def test_annotation_only_source_gets_an_events_only_store(tmp_path: Path) -> None:
+    """A marker-only XDF (no signal stream): the store serves its events."""
+    import numpy as np
+
+    from biosigio_lib.samples import XdfStream, write_xdf
+
+    root = tmp_path / "src" / "markers"
+    root.mkdir(parents=True)
+    stamps = 1000.0 + np.array([0.5, 1.25, 3.0, 3.0])
+    write_xdf(root / "only.xdf", [XdfStream("Markers", "Markers", "string", 0.0, stamps,
+                                            ["go", "stop", "go", "go"])])
+    key = "markers__only_xdf"
+    res = _annotation_only_run(tmp_path / "src", tmp_path / "out", key)
+    source = Recording.from_file(Outputs(str(tmp_path / "out"), key).parquet)
+    assert source.events["stream"].tolist() == ["Markers"] * 4  # extra columns kept too
+    _assert_events_only_store(res, tmp_path / "out", key, source)
+
+
+@pytest.mark.real_data
+def test_annotation_only_real_source(real_data: Path, tmp_path: Path) -> None:
+    """SC4001EC-Hypnogram.edf (EDF+, 0 data signals, 154 annotations): an events-only store
+    whose events equal the archive's."""
+    key = "edf__SC4001EC-Hypnogram_edf"
+    res = _annotation_only_run(real_data, tmp_path / "out", key)
+    source = Recording.from_file(_meta(res, "parquet_archive")["uri"])
+    assert len(source.events) == 154
+    _assert_events_only_store(res, tmp_path / "out", key, source)

@@ -37,6 +37,25 @@ def test_convert_a_dataset_folder(sample_root: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o" / "archive" / "feather").exists()
 
 
+@requires_serving
+def test_convert_an_annotation_only_file(tmp_path: Path) -> None:
+    """No signal: an events-only store and no preview, and the conversion succeeds."""
+    import numpy as np
+
+    from biosigio_lib.samples import XdfStream, write_xdf
+    from biosigio_lib.serving import ServingParams
+    from biosigio_pipeline.convert import convert
+
+    src = tmp_path / "markers.xdf"
+    write_xdf(src, [XdfStream("Markers", "Markers", "string", 0.0, np.array([1.0, 2.0]),
+                              ["a", "b"])])
+    res = convert(src, str(tmp_path / "o"), ServingParams(), progress=False)
+    assert not res.errors
+    (outputs,) = res.outputs.values()
+    assert "preview" not in outputs
+    assert Recording.from_file(outputs["zarr"]).events["description"].tolist() == ["a", "b"]
+
+
 def test_convert_reports_failures(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "data" / "broken.edf"
     bad.parent.mkdir()

@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from biosigio_lib import Recording, StoreExistsError, serving
-from biosigio_lib.errors import ArchiveFormatError, EmptyRecordingError
+from biosigio_lib.errors import ArchiveFormatError
 from biosigio_lib.serving import ServingParams, writer
 
 from .conftest import mixed_recording
@@ -137,7 +137,5 @@ def test_params_overrides_and_errors(tmp_path: Path) -> None:
     assert root["ecg_125hz"]["0"].chunks == (1, 125)
     with pytest.raises(TypeError):
         serving.write_zarr(rec, tmp_path / "q.zarr", bogus=1)
-    with pytest.raises(EmptyRecordingError):
-        serving.write_zarr(Recording(), tmp_path / "e.zarr")
     with pytest.raises(ValueError, match="storage_options"):
         serving.write_zarr(rec, tmp_path / "s.zarr", storage_options={"anon": True})
