@@ -38,8 +38,10 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, float) and not isinstance(obj, np.floating):
         return obj if math.isfinite(obj) else _env("float", repr(obj))
     if isinstance(obj, np.generic):
-        if isinstance(obj, np.datetime64 | np.timedelta64):
+        if isinstance(obj, np.datetime64):
             return _env("numpy", str(obj), dtype=obj.dtype.str)
+        if isinstance(obj, np.timedelta64):  # str() gives "5 nanoseconds": store the count
+            return _env("numpy", int(obj.astype(np.int64)), dtype=obj.dtype.str)
         item = obj.item()
         if isinstance(item, float) and not math.isfinite(item):
             item = repr(item)
@@ -47,16 +49,25 @@ def encode(obj: Any) -> Any:
             item = [item.real, item.imag]
         elif isinstance(item, bytes):
             item = base64.b64encode(item).decode("ascii")
-        return _env("numpy", item, dtype=obj.dtype.str)
+        elif isinstance(item, np.floating):  # long double: its exact decimal text
+            item = str(obj)
+        if not isinstance(item, np.generic):
+            return _env("numpy", item, dtype=obj.dtype.str)
     if isinstance(obj, np.ndarray):
         return _env("ndarray", [encode(v) for v in obj.ravel().tolist()],
                     dtype=obj.dtype.str, shape=list(obj.shape))
+    if isinstance(obj, dt.datetime) and obj != obj:  # pandas NaT (a datetime subclass)
+        return _env("nat", None)
     if isinstance(obj, dt.datetime):  # before date: datetime is a date subclass
+        if getattr(obj, "nanosecond", 0):  # a pandas Timestamp finer than datetime holds
+            return _env("timestamp", obj.isoformat())
         return _env("datetime", obj.isoformat())
     if isinstance(obj, dt.date):
         return _env("date", obj.isoformat())
     if isinstance(obj, dt.time):
         return _env("time", obj.isoformat())
+    if isinstance(obj, dt.timedelta) and getattr(obj, "nanoseconds", 0):  # pandas Timedelta
+        return _env("pd_timedelta", int(obj.value))
     if isinstance(obj, dt.timedelta):
         return _env("timedelta", [obj.days, obj.seconds, obj.microseconds])
     if isinstance(obj, bytes | bytearray | memoryview):
@@ -94,6 +105,12 @@ def _decode_env(d: dict[str, Any]) -> Any:
     kind, value = d[TYPE_KEY], d.get("value")
     if kind == "datetime":
         return dt.datetime.fromisoformat(value)
+    if kind in ("nat", "timestamp", "pd_timedelta"):
+        import pandas as pd
+
+        if kind == "timestamp":
+            return pd.Timestamp(value)
+        return pd.NaT if kind == "nat" else pd.Timedelta(value, unit="ns")
     if kind == "date":
         return dt.date.fromisoformat(value)
     if kind == "time":
@@ -111,15 +128,17 @@ def _decode_env(d: dict[str, Any]) -> Any:
         return complex(*value)
     if kind == "numpy":
         dtype = np.dtype(d["dtype"])
-        if dtype.kind in "mM":
-            return (np.datetime64 if dtype.kind == "M" else np.timedelta64)(value)
+        if dtype.kind == "M":
+            return np.datetime64(value).astype(dtype)
+        if dtype.kind == "m":
+            if isinstance(value, int):
+                return np.int64(value).astype(dtype)
+            return np.timedelta64(value).astype(dtype)
         if dtype.kind == "c":
             return dtype.type(complex(*value))
-        if dtype.kind == "S":
+        if dtype.kind in "SV":
             return dtype.type(base64.b64decode(value))
-        if isinstance(value, str) and dtype.kind == "f":
-            value = float(value)
-        return dtype.type(value)
+        return dtype.type(value)  # float strings ("nan", long double text) parse exactly
     if kind == "ndarray":
         flat = [decode(v) for v in value]
         return np.asarray(flat, dtype=np.dtype(d["dtype"])).reshape(d["shape"])

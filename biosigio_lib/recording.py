@@ -394,7 +394,10 @@ class Recording:
     def add_event(self, onset: float, duration: float = 0.0, description: str = "",
                   **extra: Any) -> None:
         """Append one event (onset and duration in seconds from the recording start)."""
-        self._pending.append((onset, duration, description))
+        onset_f, dur_f = _event_number(onset, "onset"), _event_number(duration, "duration")
+        if not math.isfinite(onset_f):  # checked now: a bad event must not poison the queue
+            raise NonFiniteValueError(f"event onset is {onset_f} (description {description!r})")
+        self._pending.append((onset_f, dur_f, description))
         self._pending_extra.append(extra)
 
     def add_events(
@@ -405,16 +408,33 @@ class Recording:
         **columns: ArrayLike,
     ) -> None:
         """Append many events at once (vectorised); extra keyword columns are kept."""
-        onset_a = np.asarray(onset, dtype=np.float64).ravel()
-        n = onset_a.size
-        dur = (np.zeros(n) if duration is None
-               else np.broadcast_to(np.asarray(duration, dtype=np.float64), (n,)))
-        desc = ([""] * n if description is None
-                else np.broadcast_to(np.asarray(description, dtype=object), (n,)))
+        try:
+            onset_a = np.asarray(onset, dtype=np.float64).ravel()
+            n = onset_a.size
+
+            def fit(name: str, values: Any, dtype: Any = None) -> Any:
+                arr = np.asarray(values, dtype=dtype)
+                if arr.ndim == 0:
+                    return np.broadcast_to(arr, (n,))
+                if arr.shape != (n,):
+                    raise InvalidChannelError(
+                        f"add_events: {n} onsets but {name!r} has shape {arr.shape}; give one "
+                        "value per event or a single value for all")
+                return arr
+
+            dur = np.zeros(n) if duration is None else fit("duration", duration, np.float64)
+            desc = [""] * n if description is None else fit("description", description, object)
+            extra = {name: fit(name, values) if np.ndim(values) else values
+                     for name, values in columns.items()}
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidChannelError):
+                raise
+            raise InvalidChannelError(f"add_events: onsets/durations must be numbers ({exc})"
+                                      ) from exc
         frame = pd.DataFrame({"onset": onset_a, "duration": np.array(dur, dtype=np.float64),
                               "description": np.array(desc, dtype=object)})
-        for name, values in columns.items():
-            frame[name] = np.asarray(values) if np.ndim(values) else values
+        for name, values in extra.items():
+            frame[name] = values
         self._append_events(frame)
 
     def _flush(self) -> None:
@@ -566,10 +586,31 @@ def _extras(info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k not in CORE_CHANNEL_KEYS}
 
 
+def _event_number(value: Any, what: str) -> float:
+    """An event onset/duration as a float (None is a missing duration: NaN)."""
+    if value is None and what == "duration":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidChannelError(f"event {what} must be a number of seconds, got {value!r}"
+                                  ) from None
+
+
+def _bound(t: float | None, g: Grid, default: int, what: str) -> int:
+    """The first sample index at or after time ``t`` (clipped to the grid)."""
+    if t is None:
+        return default
+    t = float(t)
+    if math.isnan(t):
+        raise NonFiniteValueError(f"select: {what} is NaN")
+    if math.isinf(t):
+        return 0 if t < 0 else g.n_samples
+    return int(np.clip(math.ceil((t - g.t0) * g.rate - 1e-9), 0, g.n_samples))
+
+
 def _window(g: Grid, tmin: float | None, tmax: float | None) -> tuple[int, int]:
     """Sample range of a grid whose times fall in ``[tmin, tmax)``."""
-    i0 = 0 if tmin is None else int(np.clip(math.ceil((tmin - g.t0) * g.rate - 1e-9), 0,
-                                            g.n_samples))
-    i1 = g.n_samples if tmax is None else int(
-        np.clip(math.ceil((tmax - g.t0) * g.rate - 1e-9), 0, g.n_samples))
+    i0 = _bound(tmin, g, 0, "tmin")
+    i1 = _bound(tmax, g, g.n_samples, "tmax")
     return i0, max(i0, i1)

@@ -97,7 +97,7 @@ class _Source:
             import pyarrow.parquet as pq
 
             src = self.loc.path if self.loc.is_local else self.loc.fs.open(self.loc.path, "rb")
-            return pq.ParquetFile(src, metadata=self._meta)
+            return pq.ParquetFile(src, metadata=self._meta, page_checksum_verification=True)
         options = None
         if columns is not None and self.schema is not None:
             options = pa.ipc.IpcReadOptions(
@@ -288,10 +288,11 @@ def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
             rec.channels[lab] = out
 
 
-def _sources(loc: Location) -> tuple[list[_Source], list[str] | None]:
-    """The table files of an archive (one, or one per grid of a folder) and channel order."""
+def _sources(loc: Location) -> tuple[list[_Source], list[str] | None, list[dict[str, Any]]]:
+    """The table files of an archive (one, or one per grid of a folder), the channel order
+    and the manifest's grid entries (empty for a single file)."""
     if not loc.fs.isdir(loc.path):
-        return [_Source(loc)], None
+        return [_Source(loc)], None, []
     man_loc = loc.child(MANIFEST_NAME)
     try:
         with loc.fs.open(man_loc.path, "rb") as fh:
@@ -302,23 +303,76 @@ def _sources(loc: Location) -> tuple[list[_Source], list[str] | None]:
     except ValueError as exc:
         raise ArchiveFormatError(f"{MANIFEST_NAME} is not valid JSON: {exc}",
                                  path=loc.url) from exc
+    except OSError as exc:
+        raise ArchiveFormatError(f"{MANIFEST_NAME} could not be read: {exc}",
+                                 path=loc.url) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise ArchiveFormatError(f"{MANIFEST_NAME} is not a {MANIFEST_FORMAT} manifest",
                                  path=loc.url)
     if manifest.get("version") != 1:
         raise ArchiveFormatError(f"unsupported archive manifest version "
                                  f"{manifest.get('version')!r} (this build reads 1)", path=loc.url)
-    return ([_Source(loc.child(g["file"])) for g in manifest["grids"]],
-            list(manifest.get("channel_order") or []))
+    entries = _manifest_grids(manifest, loc)
+    order = manifest.get("channel_order")
+    return ([_Source(loc.child(g["file"])) for g in entries],
+            [str(c) for c in order] if isinstance(order, list) else None, entries)
+
+
+def _manifest_grids(manifest: dict[str, Any], loc: Location) -> list[dict[str, Any]]:
+    """The manifest's grid entries, checked: a list of plain, distinct file names."""
+    def damaged(why: str) -> ArchiveFormatError:
+        return ArchiveFormatError(f"{MANIFEST_NAME} is damaged: {why}", path=loc.url)
+
+    grids = manifest.get("grids")
+    if not isinstance(grids, list) or not grids:
+        raise damaged("'grids' must be a non-empty list of grid files")
+    files = []
+    for g in grids:
+        name = g.get("file") if isinstance(g, dict) else None
+        if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name
+                or "\\" in name):
+            raise damaged(f"grid entry {g!r} does not name a file in the folder")
+        files.append(name)
+    if len(set(files)) != len(files):
+        raise damaged(f"a grid file is listed more than once ({files})")
+    return grids
+
+
+def _check_against_manifest(loc: Location, plans: list[_GridPlan],
+                            entries: list[dict[str, Any]], order: list[str] | None) -> None:
+    """Each grid file holds the grid its manifest entry describes, and no channel is lost."""
+    if not entries:
+        return
+    by_url = {p.source.loc.url: p for p in plans}
+    for entry in entries:
+        plan = by_url.get(loc.child(entry["file"]).url)
+        labels = entry.get("labels")
+        got = plan.labels if plan is not None else []
+        if isinstance(labels, list) and [str(x) for x in labels] != got:
+            raise ArchiveFormatError(
+                f"{entry['file']} holds channels {got[:5]}, but {MANIFEST_NAME} lists "
+                f"{labels[:5]} for it (a file replaced or mixed up?)", path=loc.url)
+    found = [lab for p in plans for lab in p.labels]
+    if order is not None and sorted(order) != sorted(found):
+        lost = sorted(set(order) - set(found))
+        raise ArchiveFormatError(
+            f"{MANIFEST_NAME} lists channel(s) {lost[:5]} that no grid file holds "
+            f"(a grid file missing from the manifest?)" if lost else
+            f"the grid files hold channels {sorted(set(found) - set(order))[:5]} that "
+            f"{MANIFEST_NAME} does not list", path=loc.url)
 
 
 def read_location(loc: Location, channels: Iterable[str] | None = None,
                   tmin: float | None = None, tmax: float | None = None) -> Recording:
     """Read an archive file or folder at a resolved location (see :func:`read_archive`)."""
-    sources, order = _sources(loc)
+    sources, order, entries = _sources(loc)
     plans = [p for p in (_plan(s) for s in sources) if p is not None]
+    _check_against_manifest(loc, plans, entries, order)
     first = sources[0].blob
     all_labels = [lab for p in plans for lab in p.labels]
+    if len(set(all_labels)) != len(all_labels):
+        raise ArchiveFormatError("a channel label is stored in more than one grid file",
+                                 path=loc.url)
     if order is None or sorted(order) != sorted(all_labels):
         order = all_labels
     wanted = None if channels is None else list(channels)

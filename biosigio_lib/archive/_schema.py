@@ -174,12 +174,16 @@ def parse_blob(schema_metadata: Mapping[bytes, bytes] | None, where: str) -> dic
         raise ArchiveFormatError(
             f"unsupported {EXTENSION_KEY} extension version {ext.get('version')!r}; this build "
             f"reads version {EXTENSION_VERSION}", path=where)
-    return {
-        "metadata": _jsonsafe.decode(blob.get("metadata") or {}),
-        "channels": _jsonsafe.decode(blob.get("channels") or {}),
-        "events": _jsonsafe.decode(blob.get("events") or []),
-        "extension": _jsonsafe.decode(ext),
-    }
+    try:
+        return {
+            "metadata": _jsonsafe.decode(blob.get("metadata") or {}),
+            "channels": _jsonsafe.decode(blob.get("channels") or {}),
+            "events": _jsonsafe.decode(blob.get("events") or []),
+            "extension": _jsonsafe.decode(ext),
+        }
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise ArchiveFormatError(f"a typed value in the 'biosigio' metadata cannot be "
+                                 f"decoded ({type(exc).__name__}: {exc})", path=where) from exc
 
 
 def index_column(schema: pa.Schema) -> str | None:

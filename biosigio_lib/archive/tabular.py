@@ -82,6 +82,7 @@ def _write_parquet_table(table: pa.Table, loc: Location, chunk_rows: int,
         "row_group_size": chunk_rows, "compression": PARQUET_COMPRESSION,
         "use_dictionary": False,  # dictionary-encoding float samples only costs time
         "write_statistics": [table.schema.names[-1]],  # time-range predicates prune
+        "write_page_checksum": True,  # a flipped byte is an error on read, not wrong samples
         **options,
     }
     if loc.is_local:
@@ -115,7 +116,7 @@ _WRITERS = {"parquet": _write_parquet_table, "arrow": _write_arrow_table}
 
 
 def _file_name(i: int, key: str, container: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "grid"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._")[:64] or "grid"  # grid{i} is unique
     return f"grid{i:02d}_{safe}{_SUFFIX[container]}"
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._fs import Location, resolve
+from ..errors import UnsupportedFormatError
 from ._registry import Importer, get_importer, guess_importer, list_importers, register
 
 if TYPE_CHECKING:
@@ -36,7 +37,18 @@ for _mod in _BUILTIN:
 def _pick(where: str | os.PathLike[str] | Location, importer: str | None,
           storage_options: dict[str, Any] | None) -> tuple[Importer, Location]:
     loc = resolve(where, storage_options)
-    imp = get_importer(importer) if importer else guess_importer(loc)
+    if not importer:
+        imp = guess_importer(loc)
+    else:
+        try:
+            imp = get_importer(importer)
+        except UnsupportedFormatError as exc:
+            raise UnsupportedFormatError(exc.message, path=loc.url) from None
+        if not imp.opens_directories and loc.fs.isdir(loc.path):
+            raise UnsupportedFormatError(
+                f"the {imp.name} importer reads files and this is a folder; pass a file "
+                "inside it, or leave importer unset to detect the folder's format",
+                path=loc.url)
     imp.require()
     return imp, loc
 

@@ -8,6 +8,7 @@ is missing still match, so the error can say which extra to install.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -68,15 +69,15 @@ class Importer(ABC):
 
     def iter_blocks(self, loc: Location, block_seconds: float = 60.0,
                     **kwargs: Any) -> Iterator[Recording]:
-        """Yield the recording a time window at a time (default: one block, the whole)."""
+        """Yield ``[k, k + 1) * block_seconds`` windows of the whole read; the first block also
+        holds anything before 0 s and the last anything after the end (events too)."""
+        if not (block_seconds > 0 and math.isfinite(block_seconds)):
+            raise ValueError(f"block_seconds must be a positive number, got {block_seconds!r}")
         rec = self.read(loc, **kwargs)
-        dur = rec.duration
-        t = 0.0
-        while t < dur or t == 0.0:
-            yield rec.select(tmin=t, tmax=t + block_seconds)
-            t += block_seconds
-            if dur == 0.0:
-                break
+        n = max(1, math.ceil(rec.duration / block_seconds - 1e-9))
+        for k in range(n):
+            yield rec.select(tmin=None if k == 0 else k * block_seconds,
+                             tmax=None if k == n - 1 else (k + 1) * block_seconds)
 
 
 def register(importer: type[Importer]) -> type[Importer]:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .._fs import Location, resolve
 from ..errors import CorruptFileError, MissingSidecarError, UnsupportedFormatError
-from ..recording import Recording
+from ..recording import Recording, make_unique_labels
 from ._bids_layout import (
     DATATYPES,
     READABLE,
@@ -70,7 +70,10 @@ def _apply_channels(rec: Recording, table: pd.DataFrame, path: str, notes: list[
     """
     if "name" not in table.columns:
         raise CorruptFileError("channels.tsv has no 'name' column", path=path)
-    names = table["name"].astype(str).tolist()
+    names, renamed = make_unique_labels(table["name"].astype(str).tolist())
+    if renamed:  # matched the way importers rename repeated labels in the data file
+        _note(notes, path, f"channels.tsv repeats name(s) {sorted(set(renamed.values()))[:10]}; "
+              f"later rows apply to {sorted(renamed)[:10]}")
     missing_in_data = [n for n in names if n not in rec.channels]
     missing_in_tsv = [c for c in rec.labels if c not in set(names)]
     if missing_in_data:
@@ -80,8 +83,8 @@ def _apply_channels(rec: Recording, table: pd.DataFrame, path: str, notes: list[
         _note(notes, path, f"{len(missing_in_tsv)} data channel(s) are not in channels.tsv: "
               f"{missing_in_tsv[:10]}")
     conflicts = []
-    for row in table.to_dict("records"):
-        label = str(row.pop("name"))
+    for label, row in zip(names, table.to_dict("records")):
+        row.pop("name")
         if label not in rec.channels:
             continue
         info: dict[str, Any] = {k: typed(v) for k, v in row.items()}

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
 import math
 import warnings
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -77,19 +79,20 @@ class _Source:
         if on_truncated not in ("raise", "warn"):
             raise ValueError(f"on_truncated must be 'raise' or 'warn', got {on_truncated!r}")
         self.loc = loc
-        name = loc.path.lower()
-        self.compressed = name.endswith(".gz")
         self._stack = contextlib.ExitStack()
         try:
-            self.fh: IO[bytes] = self._stack.enter_context(
-                loc.fs.open(loc.path, "rb", compression="gzip" if self.compressed else None))
-            head = self.fh.read(256)
+            raw: IO[bytes] = self._stack.enter_context(loc.fs.open(loc.path, "rb"))
+            self.compressed = raw.read(2) == b"\x1f\x8b"  # gzip by content, not by name
+            raw.seek(0)
+            self.fh: IO[bytes] = (self._stack.enter_context(gzip.GzipFile(fileobj=raw))
+                                  if self.compressed else raw)
+            head = self._read(256)
             if not head:
                 raise TruncatedFileError("the file is empty (0 bytes)", path=loc.url)
             with contextlib.suppress(ValueError):
                 ns = int(head[252:256].decode("ascii", "replace").strip())
                 if 0 < ns < 100_000:
-                    head += self.fh.read(256 * ns)
+                    head += self._read(256 * ns)
             size = None if self.compressed else int(loc.fs.size(loc.path))
             data_bytes = None if size is None else size - len(head)
             self.header = parse_header(head, loc.url, data_bytes, on_truncated)
@@ -97,6 +100,10 @@ class _Source:
             self._stack.close()
             raise
         self.local_path = loc.path if loc.is_local and not self.compressed else None
+
+    def _read(self, n: int) -> bytes:
+        with _gzip_errors(self.loc.url):
+            return self.fh.read(n)
 
     def close(self) -> None:
         self._stack.close()
@@ -108,7 +115,19 @@ class _Source:
         self.close()
 
     def records(self, first: int, count: int) -> np.ndarray:
-        return read_records(self.fh, self.local_path, self.header, first, count)
+        with _gzip_errors(self.loc.url):
+            return read_records(self.fh, self.local_path, self.header, first, count)
+
+
+@contextlib.contextmanager
+def _gzip_errors(url: str) -> Iterator[None]:
+    """Decompression failures of a ``.gz`` file as typed errors naming it."""
+    try:
+        yield
+    except EOFError as exc:
+        raise TruncatedFileError(f"the gzip stream ends early ({exc})", path=url) from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise CorruptFileError(f"the gzip stream is corrupt ({exc})", path=url) from exc
 
 
 def read_edf_header(loc: Location) -> EdfHeader:

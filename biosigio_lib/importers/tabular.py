@@ -7,6 +7,7 @@ an archive folder (several grids) is recognised by its manifest. ``channels``, `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -49,18 +50,16 @@ class TabularImporter(Importer):
 
     def iter_blocks(self, loc: Location, block_seconds: float = 60.0,
                     **kwargs: Any) -> Iterator[Recording]:
-        """Yield ``block_seconds`` windows, each read from only its own row groups."""
+        """Yield ``block_seconds`` windows, each read from only its own row groups; the first
+        also holds anything before 0 s and the last anything after the end (events too)."""
         from ..archive import archive_duration
 
-        if block_seconds <= 0:
-            raise ValueError(f"block_seconds must be > 0, got {block_seconds!r}")
+        if not (block_seconds > 0 and math.isfinite(block_seconds)):
+            raise ValueError(f"block_seconds must be a positive number, got {block_seconds!r}")
         channels = kwargs.pop("channels", None)
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}")
-        end = archive_duration(loc)
-        t = 0.0
-        while True:
-            yield self.read(loc, channels, tmin=t, tmax=t + block_seconds)
-            t += block_seconds
-            if t >= end:
-                break
+        n = max(1, math.ceil(archive_duration(loc) / block_seconds - 1e-9))
+        for k in range(n):
+            yield self.read(loc, channels, tmin=None if k == 0 else k * block_seconds,
+                            tmax=None if k == n - 1 else (k + 1) * block_seconds)

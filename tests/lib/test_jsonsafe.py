@@ -64,3 +64,42 @@ def test_unknown_objects_never_fail():
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         assert _jsonsafe.loads(_jsonsafe.dumps({"o": Odd()})) == {"o": "Odd()"}
+
+
+def test_numpy_time_scalars_and_odd_numpy_types_round_trip():
+    import pandas as pd
+
+    value = {
+        "td_ns": np.timedelta64(5, "ns"),
+        "td_days": np.timedelta64(3, "D"),
+        "td_nat": np.timedelta64("NaT", "s"),
+        "dt_nat": np.datetime64("NaT", "ms"),
+        "void": np.void(b"ab"),
+        "pd_nat": pd.NaT,
+    }
+    back = _jsonsafe.loads(_jsonsafe.dumps(value))
+    for key in ("td_ns", "td_days", "void"):
+        assert type(back[key]) is type(value[key]) and back[key].dtype == value[key].dtype
+        assert back[key] == value[key], key
+    for key in ("td_nat", "dt_nat"):
+        assert np.isnat(back[key]) and back[key].dtype == value[key].dtype
+    assert back["pd_nat"] is pd.NaT
+
+
+def test_long_double_never_makes_the_writer_fail():
+    value = np.longdouble(1) / np.longdouble(3)
+    back = _jsonsafe.loads(_jsonsafe.dumps({"x": value}))["x"]
+    assert back == value and back.dtype == value.dtype
+
+
+def test_pandas_nanosecond_times_keep_their_nanoseconds():
+    import pandas as pd
+
+    value = {"ts": pd.Timestamp("2020-01-01 00:00:00.123456789", tz="UTC"),
+             "td": pd.Timedelta(1_000_000_007), "plain": pd.Timestamp("2020-01-01 00:00:01.5")}
+    text = _jsonsafe.dumps(value)
+    back = _jsonsafe.loads(text)
+    assert back["ts"] == value["ts"] and back["ts"].nanosecond == 789
+    assert back["td"] == value["td"] and back["td"].value == 1_000_000_007
+    assert back["plain"] == value["plain"]
+    assert '"datetime"' in text  # without nanoseconds: biosigio 1.2's own envelope

@@ -117,9 +117,10 @@ def test_ten_thousand_events_well_under_a_second():
 
 def test_nan_event_onset_is_refused():
     rec = Recording()
-    rec.add_event(float("nan"), 0.0, "x")
     with pytest.raises(NonFiniteValueError):
-        rec.events  # noqa: B018
+        rec.add_event(float("nan"), 0.0, "x")
+    with pytest.raises(NonFiniteValueError):
+        rec.add_events([1.0, float("inf")])
 
 
 def test_events_setter_keeps_extra_columns():
@@ -144,3 +145,41 @@ def test_zero_and_one_sample_channels():
     rec2 = Recording()
     rec2.add_channel("one", np.array([1.5]), 100.0)
     assert rec2.signals.iloc[0, 0] == 1.5
+
+
+def test_select_with_infinite_bounds_and_nan_refused():
+    rec = Recording()
+    rec.add_channel("x", np.arange(10.0), 10.0, t0=0.5)
+    whole = rec.select(tmin=-np.inf, tmax=np.inf)
+    assert np.array_equal(whole.channel_data("x"), rec.channel_data("x"))
+    assert whole.grid(10.0).t0 == 0.5
+    assert rec.select(tmin=np.inf).grid(10.0).n_samples == 0
+    assert rec.select(tmax=-np.inf).grid(10.0).n_samples == 0
+    with pytest.raises(NonFiniteValueError, match="tmin"):
+        rec.select(tmin=float("nan"))
+
+
+def test_bad_event_is_refused_at_once_and_keeps_earlier_events():
+    rec = Recording()
+    rec.add_event(1.0, 0.5, "good")
+    with pytest.raises(NonFiniteValueError):
+        rec.add_event(float("nan"), 0.0, "bad")
+    with pytest.raises(InvalidChannelError, match="onset"):
+        rec.add_event("soon", 0.0, "bad")
+    with pytest.raises(InvalidChannelError, match="duration"):
+        rec.add_event(2.0, "long", "bad")
+    assert rec.events["description"].tolist() == ["good"]
+    assert rec.events["description"].tolist() == ["good"]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"duration": [1.0, 2.0, 3.0]},
+    {"description": ["a", "b", "c"]},
+    {"code": [1, 2, 3]},
+    {"duration": [[1.0, 2.0]]},
+])
+def test_add_events_length_mismatch_is_a_clear_error(kwargs):
+    rec = Recording()
+    with pytest.raises(InvalidChannelError, match="2 onsets"):
+        rec.add_events([1.0, 2.0], **kwargs)
+    assert rec.events.empty

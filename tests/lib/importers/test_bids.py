@@ -211,3 +211,21 @@ def test_bad_events_and_folder_entry_points(dataset: Path) -> None:
         Recording.from_file(dataset)
     with pytest.raises(UnsupportedFormatError, match="sidecar"):
         Recording.from_file(events)
+
+
+def test_repeated_channels_tsv_names_follow_the_data_files_renaming(tmp_path: Path) -> None:
+    """Two ``Fz`` rows describe the data's ``Fz`` and ``Fz-1``; the 2nd must not overwrite."""
+    root = tmp_path / "ds"
+    _json(root / "dataset_description.json", {"Name": "t", "BIDSVersion": "1.9.0"})
+    eeg = root / "sub-01" / "eeg"
+    eeg.mkdir(parents=True)
+    data = write_edf(eeg / "sub-01_task-rest_eeg.edf", rates=(100.0, 100.0), seconds=1,
+                     labels=["Fz", "Fz"])
+    _json(eeg / "sub-01_task-rest_eeg.json", {"SamplingFrequency": 100})
+    _tsv(eeg / "sub-01_task-rest_channels.tsv",
+         [["name", "type", "units"], ["Fz", "EEG", "uV"], ["Fz", "EMG", "uV"]])
+    with pytest.warns(UserWarning, match="repeats"):
+        rec = Recording.from_file(data)
+    assert rec.labels == ["Fz", "Fz-1"]
+    assert rec.channels["Fz"]["channel_type"] == "EEG"
+    assert rec.channels["Fz-1"]["channel_type"] == "EMG"
