@@ -36,14 +36,45 @@ FILE_SUFFIXES: tuple[str, ...] = (".edf", ".bdf", ".edf.gz", ".bdf.gz", ".xdf", 
 #: BIDS data files we can import, and the datatypes we scan.
 BIDS_SUFFIXES: tuple[str, ...] = (".edf", ".bdf")
 BIDS_DATATYPES: tuple[str, ...] = ("eeg", "emg", "ieeg", "ecg", "beh", "motion", "physio")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+|\.{3,}")  # Dagster refuses '...' in partition keys
 _CHUNK = 1 << 20
+#: Longest key: ``.<key>.zarr.tmp-<12 hex>`` must still fit a 255-byte file name.
+MAX_KEY = 200
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def _shorten(key: str, limit: int, seed: str) -> str:
+    """``key`` cut to ``limit - 11`` characters plus ``-<hash of seed>``."""
+    return key[: limit - 11].rstrip("-.") + "-" + _digest(seed)
 
 
 def safe_key(*parts: str) -> str:
-    """Join parts with ``__`` after replacing anything outside ``[A-Za-z0-9._-]`` by ``-``."""
+    """Join parts with ``__`` after replacing anything outside ``[A-Za-z0-9._-]`` (and runs of
+    3+ dots) by ``-``; keys longer than :data:`MAX_KEY` end in a hash of the parts instead."""
     cleaned = [_UNSAFE.sub("-", p).strip("-") or "x" for p in parts]
-    return "__".join(cleaned)
+    key = "__".join(cleaned)
+    return key if len(key) <= MAX_KEY else _shorten(key, MAX_KEY, "\0".join(parts))
+
+
+def _disambiguate(found: list[SourceRecording], base: str) -> list[SourceRecording]:
+    """Tell apart recordings whose names map to one key (``a b.edf``, ``a-b.edf``): each gets
+    ``-<hash of its relative path>``, except one whose names needed no change (it keeps the
+    key). Never merges two recordings, and keys still come from each path alone."""
+    groups: dict[str, list[SourceRecording]] = {}
+    for s in found:
+        groups.setdefault(s.key, []).append(s)
+    out = []
+    for key, group in groups.items():
+        if len(group) > 1:
+            natural = [s for s in group if safe_key(s.dataset, s.name) == f"{s.dataset}__{s.name}"]
+            keep = natural[0] if len(natural) == 1 else None
+            group = [s if s is keep else replace(s, key=_shorten(
+                key, min(len(key) + 11, MAX_KEY), s.url[len(base):].lstrip("/"))) for s in group]
+        out += group
+    return out
 
 
 @dataclass(frozen=True)
@@ -307,7 +338,7 @@ def list_sources(root: str | os.PathLike[str], *,
         name = name[: -len(suf)] + "_" + suf.lstrip(".").replace(".", "_")
         fmt = "xdf" if "xdf" in suf else "edf"
         out.append(_make(lst, safe_key(dataset, name), dataset, name, rel, fmt, [rel]))
-    out.sort(key=lambda s: s.key)
+    out = sorted(_disambiguate(out, lst.url("")), key=lambda s: s.key)
     keys = [s.key for s in out]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:

@@ -70,6 +70,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="biosigio-pipeline", description=__doc__)
+    p.add_argument("--verbose", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="generate sample data and run the whole pipeline")
@@ -100,8 +101,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosigio-pipeline`` console script."""
+    from biosigio_lib.errors import BiosigIOError
+
     args = _parser().parse_args(argv)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except (BiosigIOError, OSError, ValueError, TypeError) as exc:  # a missing path, settings
+        if args.verbose:
+            raise
+        print(f"biosigio-pipeline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Removed recordings are reported once and forgotten; their partitions and outputs
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from typing import Any
 
 from biosigio_lib.discovery import SourceRecording, checksum, list_sources
 
-__all__ = ["CURSOR_VERSION", "TickPlan", "plan_tick", "scan_roots"]
+__all__ = ["CURSOR_VERSION", "TickPlan", "parse_cursor", "plan_tick", "scan_roots"]
 
 CURSOR_VERSION = 1
 log = logging.getLogger(__name__)
@@ -40,6 +41,22 @@ class TickPlan:
         return [*self.new, *self.changed]
 
 
+def parse_cursor(text: str | None) -> tuple[dict[str, Any], str | None]:
+    """The cursor of the last tick, or ``{}`` and the reason when it cannot be used (corrupt
+    JSON, another version): a fresh cursor is safe, already built keys are not rebuilt."""
+    if not text:
+        return {}, None
+    try:
+        cur = json.loads(text)
+    except ValueError as exc:
+        return {}, f"unreadable sensor cursor ({exc}); starting over"
+    seen = cur.get("seen") if isinstance(cur, dict) else None
+    if not isinstance(cur, dict) or cur.get("v") != CURSOR_VERSION or not isinstance(seen, dict) \
+            or not all(isinstance(v, dict) for v in seen.values()):
+        return {}, f"sensor cursor of another version ({text[:80]!r}); starting over"
+    return cur, None
+
+
 def scan_roots(roots: Sequence[str], storage_options: Mapping[str, Any] | None = None
                ) -> tuple[list[SourceRecording], list[str]]:
     """Recordings under all roots (first root wins on a shared key) and the roots not found."""
@@ -52,7 +69,10 @@ def scan_roots(roots: Sequence[str], storage_options: Mapping[str, Any] | None =
             missing.append(root)
             continue
         for s in found:
-            seen.setdefault(s.key, s)
+            first = seen.setdefault(s.key, s)
+            if first is not s:
+                log.warning("%s has the key %s of %s (an earlier root): skipped; rename one",
+                            s.url, s.key, first.url)
     return sorted(seen.values(), key=lambda s: s.key), missing
 
 

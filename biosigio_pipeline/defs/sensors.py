@@ -8,7 +8,7 @@ import json
 import dagster as dg
 
 from ..status import DATA_VERSION_TAG, latest_tags
-from ..tracking import plan_tick
+from ..tracking import parse_cursor, plan_tick
 from .assets import ASSET_KEYS
 from .jobs import CONVERT_JOB
 from .partitions import RECORDINGS, RECORDINGS_NAME
@@ -22,7 +22,9 @@ __all__ = ["recordings_sensor"]
 def recordings_sensor(context: dg.SensorEvaluationContext,
                       sources: SourceRoots) -> dg.SensorResult | dg.SkipReason:
     """Scan the source roots (bounded slice a tick) and convert what is new or changed."""
-    cursor = json.loads(context.cursor) if context.cursor else {}
+    cursor, problem = parse_cursor(context.cursor)
+    if problem:
+        context.log.warning(problem)
     built_cache: dict[str, str] = {}
 
     def built(key: str) -> str | None:

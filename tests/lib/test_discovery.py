@@ -18,7 +18,6 @@ from biosigio_lib.discovery import (
     list_sources,
     safe_key,
 )
-from biosigio_lib.errors import BiosigIOError
 from biosigio_lib.samples import make_sample_dataset
 
 SAFE = re.compile(r"^[A-Za-z0-9._-]+__[A-Za-z0-9._-]+$")
@@ -41,6 +40,9 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_safe_key_only_keeps_safe_characters() -> None:
     assert safe_key("my data/set", "sub-01|x,y") == "my-data-set__sub-01-x-y"
     assert safe_key("", "a") == "x__a"
+    assert safe_key("d", "x...y") == "d__x-y"  # Dagster refuses '...' in partition keys
+    long = safe_key("d", "y" * 300)
+    assert len(long) == 200 and long == safe_key("d", "y" * 300) != safe_key("d", "y" * 301)
 
 
 def test_sample_dataset_is_grouped_into_recordings(sample_root: Path) -> None:
@@ -137,8 +139,29 @@ def test_round_trip_of_the_record_and_errors(tmp_path: Path, sample_root: Path) 
         list_sources(tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match="no recording with key"):
         find_source([str(sample_root)], "nope__nothing")
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "a b.edf").write_bytes(b"0")
-    (tmp_path / "d" / "a-b.edf").write_bytes(b"0")
-    with pytest.raises(BiosigIOError, match="same key"):
-        list_sources(tmp_path / "d")
+
+
+WEIRD = ["plain.edf", "a b.edf", "a-b.edf", "a|b.edf", "a,b.edf", "ünï cödé.edf", "x....edf",
+         "y" * 240 + ".edf", "sub/a.edf", "sub-a.edf", "[br]*?.edf", "-.edf"]
+
+
+def test_weird_names_give_unique_valid_stable_keys(tmp_path: Path) -> None:
+    """Every file its own key: safe characters, a valid Dagster partition key, short enough
+    for the output file names; colliding names are told apart, never merged or refused."""
+    from dagster._core.definitions.partitions.utils.base import (
+        raise_error_on_invalid_partition_key_substring,
+    )
+
+    root = tmp_path / "d"
+    for i, name in enumerate(WEIRD):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(str(i).encode())
+    found = list_sources(root)
+    keys = [s.key for s in found]
+    assert len(keys) == len(WEIRD) == len(set(keys)) == len({s.url for s in found})
+    raise_error_on_invalid_partition_key_substring(keys)
+    assert all(SAFE.match(k) and "..." not in k and len(k) <= 200 for k in keys), keys
+    assert "d__plain_edf" in keys  # names needing no change keep their natural key
+    assert [s.key for s in list_sources(root)] == keys  # stable
+    for s in found:  # each key finds its own file
+        assert find_source([str(root)], s.key).url == s.url

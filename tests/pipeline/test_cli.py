@@ -86,3 +86,40 @@ def test_demo_main_job(tmp_path: Path, monkeypatch, capsys) -> None:
     assert main(["demo", "--scale", "0.1"]) == 0
     assert "0 to convert" in capsys.readouterr().out
     assert os.environ["DAGSTER_HOME"] == str(tmp_path / ".biosigio" / "dagster_home")
+
+
+@requires_serving
+def test_convert_folder_with_one_bad_file(sample_root: Path, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "broken.edf").write_bytes(b"0       not an edf header")
+    good = sample_root / "bids_demo" / "sub-02" / "eeg" / "sub-02_task-rest_eeg.edf"
+    (data / "good.edf").write_bytes(good.read_bytes())
+    assert main(["convert", str(data), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert (tmp_path / "o" / "serving" / "data__good_edf.zarr").is_dir()
+    assert "data__good_edf:" in out
+    assert "data__broken_edf: FAILED" in err and "broken.edf" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["convert", "{missing}", "--quiet"], ["scan", "{missing}"]])
+def test_cli_errors_are_one_clear_line(argv: list[str], tmp_path: Path, capsys) -> None:
+    """A missing path or bad settings: exit code 2 and the message, no traceback (unless
+    --verbose, which re-raises)."""
+    missing = str(tmp_path / "nope")
+    argv = [a.format(missing=missing) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert missing in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(FileNotFoundError):
+        main(["--verbose", *argv])
+
+
+def test_cli_bad_serving_params_is_one_clear_line(sample_root: Path, tmp_path: Path,
+                                                  monkeypatch, capsys) -> None:
+    monkeypatch.setenv("BIOSIGIO_SERVING_PARAMS", '{"dtype": "int8"}')
+    assert main(["convert", str(sample_root / "wfdb_demo"), "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "dtype" in err and "int8" in err and "Traceback" not in err

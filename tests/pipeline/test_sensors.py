@@ -80,3 +80,14 @@ def test_bounded_ticks(instance: dg.DagsterInstance, source_copy: Path) -> None:
 def test_missing_root_is_skipped(instance: dg.DagsterInstance, tmp_path: Path) -> None:
     res = _tick(instance, tmp_path / "not-mounted", None)
     assert _keys(res) == [] and json.loads(res.cursor)["seen"] == {}
+
+
+def test_unreadable_or_old_cursor_starts_over(instance: dg.DagsterInstance,
+                                              source_copy: Path) -> None:
+    """A corrupt cursor, or one from another version, must not stop the sensor for good:
+    the tick starts from an empty cursor (what was already built is not requested again)."""
+    for bad in ("{not json", "[1, 2]", '"text"', '{"v": 0, "seen": ["a"]}',
+                '{"seen": {"bids_demo__sub-01_task-rest_eeg": "1:2"}}', "null"):
+        res = _tick(instance, source_copy, bad)
+        assert _keys(res) == ALL, bad
+        assert json.loads(res.cursor)["seen"].keys() == set(ALL)
