@@ -99,19 +99,34 @@ def _move_remote(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
         fs.rm_file(f)
 
 
+def _sibling(loc: Location, tag: str) -> Location:
+    """A hidden sibling of ``loc`` (``.<name>.<tag>-<random>``) on the same filesystem."""
+    parent, _, name = loc.path.rstrip("/").rpartition("/")
+    sib = f".{name}.{tag}-{uuid.uuid4().hex[:12]}"
+    return Location(loc.fs, f"{parent}/{sib}" if parent else sib,
+                    loc.url.rstrip("/").rpartition("/")[0] + "/" + sib)
+
+
+def _move(loc: Location, src: str, dst: str) -> None:
+    if loc.is_local:
+        os.replace(src, dst)
+    else:
+        _move_remote(loc.fs, src, dst)
+
+
 @contextlib.contextmanager
 def atomic_target(loc: Location, *, overwrite: bool = False) -> Iterator[Location]:
     """Yield a temporary sibling of ``loc`` to write into; rename it into place on success.
 
     An existing target raises :class:`StoreExistsError` unless ``overwrite``; on failure the
-    temporary output is removed and the target is left as it was.
+    temporary output is removed and the target is left as it was. When overwriting, the old
+    output is first moved aside and deleted only once the new one is in place (restored if
+    the swap fails), so no moment leaves neither on disk.
     """
     if loc.exists() and not overwrite:
         raise StoreExistsError("already exists; pass overwrite=True to replace it", path=loc.url)
-    parent, _, name = loc.path.rstrip("/").rpartition("/")
-    tmp_name = f".{name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp = Location(loc.fs, f"{parent}/{tmp_name}" if parent else tmp_name,
-                   loc.url.rstrip("/").rpartition("/")[0] + "/" + tmp_name)
+    tmp = _sibling(loc, "tmp")
+    parent = loc.path.rstrip("/").rpartition("/")[0]
     if loc.is_local and parent:
         os.makedirs(parent, exist_ok=True)
     try:
@@ -119,14 +134,16 @@ def atomic_target(loc: Location, *, overwrite: bool = False) -> Iterator[Locatio
     except BaseException:
         _remove(loc, tmp.path)
         raise
+    old = _sibling(loc, "old") if loc.exists() else None
     try:
-        if loc.exists():
-            _remove(loc, loc.path)
-        if loc.is_local:
-            os.replace(tmp.path, loc.path)
-        else:
-            _move_remote(loc.fs, tmp.path, loc.path)
+        if old is not None:
+            _move(loc, loc.path, old.path)
+        _move(loc, tmp.path, loc.path)
     except OSError as exc:
         _remove(loc, tmp.path)
+        if old is not None and not loc.exists() and old.exists():
+            _move(loc, old.path, loc.path)
         raise WriteError(f"could not move the finished output into place: {exc}",
                          path=loc.url) from exc
+    if old is not None:
+        _remove(loc, old.path)

@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["ALGORITHM_VERSION", "DEFAULT_RATE_CAPS", "ServingParams"]
 
 #: Bumped whenever the writer's numerics change in a way the parameters do not capture.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2  # 2: level-0 ratio rounded down, never above the cap
 
 #: Level-0 rate cap per modality (Hz); modalities not listed keep their native rate.
 DEFAULT_RATE_CAPS: Mapping[str, float] = MappingProxyType(

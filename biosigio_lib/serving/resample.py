@@ -95,13 +95,38 @@ class Ratio:
         return max(1, -(-n_in * self.up // self.down))
 
 
+def _best_at_most(x: Fraction, max_denominator: int) -> Fraction:
+    """The largest fraction <= ``x`` with denominator <= ``max_denominator``.
+
+    The continued-fraction walk of ``Fraction.limit_denominator`` ends on two Farey neighbours
+    that bracket ``x``; no fraction of allowed denominator lies between them, so the lower one
+    is the best approximation from below (so a level-0 rate never exceeds its cap).
+    """
+    if x.denominator <= max_denominator:
+        return x
+    p0, q0, p1, q1 = 0, 1, 1, 0
+    n, d = x.numerator, x.denominator
+    while True:
+        a = n // d
+        q2 = q0 + a * q1
+        if q2 > max_denominator:
+            break
+        p0, q0, p1, q1 = p1, q1, p0 + a * p1, q2
+        n, d = d, n - a * d
+    k = (max_denominator - q0) // q1
+    return min(Fraction(p0 + k * p1, q0 + k * q1), Fraction(p1, q1))
+
+
 def rational_ratio(native: float, cap: float | None, max_denominator: int) -> Ratio:
-    """``up/down`` taking ``native`` to ``min(native, cap)`` from the exact float values."""
+    """``up/down`` taking ``native`` to ``min(native, cap)`` from the exact float values.
+
+    When the exact ratio needs a larger denominator than allowed, the closest ratio *below*
+    it is used, so the output rate never exceeds the cap (unless the cap is below
+    ``native / max_denominator``, where ``1/max_denominator`` is the smallest ratio allowed).
+    """
     if cap is None or cap >= native:
         return Ratio(1, 1)
-    frac = Fraction(float(cap)) / Fraction(float(native))
-    if frac.denominator > max_denominator:
-        frac = min(frac.limit_denominator(max_denominator), Fraction(1))
+    frac = _best_at_most(Fraction(float(cap)) / Fraction(float(native)), max_denominator)
     if frac <= 0:
         frac = Fraction(1, max_denominator)
     return Ratio(frac.numerator, frac.denominator)

@@ -51,3 +51,28 @@ def test_failed_write_leaves_nothing(tmp_path):
             (tmp_path / tmp.path.rsplit("/", 1)[-1]).write_bytes(b"half")
             raise RuntimeError("killed halfway")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_swap_restores_the_previous_output(tmp_path, monkeypatch):
+    import os
+
+    from biosigio_lib import WriteError
+
+    target = tmp_path / "store"
+    target.mkdir()
+    (target / "old.bin").write_bytes(b"old")
+    loc = resolve(target)
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if ".tmp-" in str(src):  # the new output cannot be moved in
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(WriteError):
+        with atomic_target(loc, overwrite=True) as tmp:
+            os.makedirs(tmp.path)
+            (tmp_path / tmp.path.rsplit("/", 1)[-1] / "new.bin").write_bytes(b"new")
+    assert (target / "old.bin").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -47,11 +49,31 @@ def test_exact_rational_ratio_of_the_float_rates() -> None:
     assert rational_ratio(250.0, None, 4096).identity
 
 
-def test_limited_ratio_stays_at_the_cap_and_states_its_rate() -> None:
+def test_limited_ratio_never_exceeds_the_cap_and_states_its_rate() -> None:
     native = 1000.0 + 1e-7  # exact ratio has a huge denominator: limited, rate is exact
     r = rational_ratio(native, 250.0, 100)
-    assert (r.up, r.down) == (1, 4)
-    assert r.out_rate(native) == native / 4 and abs(r.out_rate(native) - 250.0) < 1e-6
+    assert r.down <= 100 and (r.up, r.down) == (24, 97)  # the closest ratio below 1/4
+    assert r.out_rate(native) <= 250.0
+    assert r.out_rate(native) == float(Fraction(native) * 24 / 97)
+
+
+@pytest.mark.parametrize("max_den", [16, 100, 4096])
+def test_level0_rate_is_never_above_the_cap(max_den: int) -> None:
+    rng = np.random.default_rng(7)
+    for native in rng.uniform(250.5, 20_000.0, 300):
+        cap = float(rng.choice([250.0, 1000.0, 333.3]))
+        if cap >= native:
+            continue
+        exact = Fraction(cap) / Fraction(float(native))
+        if exact < Fraction(1, max_den):  # below the smallest allowed ratio (documented)
+            continue
+        r = rational_ratio(float(native), cap, max_den)
+        assert r.down <= max_den and Fraction(r.up, r.down) <= exact
+        assert r.out_rate(float(native)) <= cap
+        # nothing with an allowed denominator lies between the chosen ratio and the exact one
+        for q in range(1, max_den + 1, max(1, max_den // 64)):
+            p = (exact * q).numerator // (exact * q).denominator
+            assert Fraction(p, q) <= Fraction(r.up, r.down)
 
 
 def test_a_channel_never_loses_all_its_samples() -> None:
