@@ -65,11 +65,14 @@ class ZarrImporter(Importer):
         if kwargs.get("group") is None and not list_groups(loc):
             yield read_zarr(loc, **kwargs)
             return
+        tmin, tmax = kwargs.pop("tmin", None), kwargs.pop("tmax", None)
         sg = open_group(loc, kwargs.get("group"))
         end = sg.t0 + sg.n_samples / sg.rate
-        t = sg.t0
+        if tmax is not None:
+            end = min(end, tmax)
+        t = sg.t0 if tmin is None else max(sg.t0, tmin)
         while True:
-            yield read_zarr(loc, tmin=t, tmax=t + block_seconds, **kwargs)
+            yield read_zarr(loc, tmin=t, tmax=min(t + block_seconds, end), **kwargs)
             t += block_seconds
             if t >= end:
                 break

@@ -55,3 +55,17 @@ def test_iter_blocks_reads_windows(tmp_path: Path) -> None:
     assert [p.grid(500.0).t0 for p in parts] == [0.0, 2.0, 4.0]
     np.testing.assert_array_equal(np.concatenate([p.channel_data("ECG") for p in parts]),
                                   whole)
+
+
+def test_iter_blocks_within_a_time_window(tmp_path: Path) -> None:
+    import numpy as np
+
+    from biosigio_lib.importers import iter_blocks
+
+    src = mixed_recording(5.0)
+    out = src.select(["ECG"]).to_zarr(tmp_path / "w.zarr")
+    window = Recording.from_file(out, tmin=1.0, tmax=4.5).channel_data("ECG")
+    parts = list(iter_blocks(out, block_seconds=2.0, tmin=1.0, tmax=4.5))
+    assert [p.grid(500.0).t0 for p in parts] == [1.0, 3.0]
+    np.testing.assert_array_equal(np.concatenate([p.channel_data("ECG") for p in parts]),
+                                  window)
