@@ -6,6 +6,7 @@ No Dagster in here: the pipeline package builds on this library.
 from __future__ import annotations
 
 from . import errors
+from .calibration import Calibration
 from .channels import modality_for
 from .errors import (
     ArchiveFormatError,
@@ -37,6 +38,7 @@ def from_file(path, importer=None, group=None, **kwargs):  # type: ignore[no-unt
 __all__ = [
     "ArchiveFormatError",
     "BiosigIOError",
+    "Calibration",
     "CorruptFileError",
     "DuplicateLabelError",
     "EmptyRecordingError",

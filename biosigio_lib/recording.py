@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .calibration import Calibration, to_physical
 from .channels import modality_for, normalise_type
 from .errors import (
     DuplicateLabelError,
@@ -112,8 +113,11 @@ class _Block:
 class Grid:
     """Channels sharing one sampling rate, start offset (s) and length.
 
-    ``data`` is the ``(n_channels, n_samples)`` array (a view, no copy, when all channels have
-    one dtype); ``times`` the seconds of each sample, ``t0 + arange(n) / rate``.
+    ``data`` is the ``(n_channels, n_samples)`` array of physical values (a view, no copy,
+    when all channels have one dtype and none is calibrated); ``times`` the seconds of each
+    sample, ``t0 + arange(n) / rate``. Calibrated channels (:mod:`biosigio_lib.calibration`)
+    are stored as their integers: ``stored(label)`` gives those, ``channel(label)`` the
+    physical values computed from them.
     """
 
     def __init__(self, key: str, rate: float, n_samples: int, t0: float = 0.0):
@@ -122,7 +126,8 @@ class Grid:
         self.n_samples = n_samples
         self.t0 = t0
         self.labels: list[str] = []
-        self._blocks: dict[np.dtype[Any], _Block] = {}
+        self._blocks: dict[tuple[np.dtype[Any], bool], _Block] = {}
+        self._cal: dict[str, Calibration] = {}
 
     def __repr__(self) -> str:
         return (f"Grid({self.key!r}, rate={self.rate!r}, n_channels={len(self.labels)}, "
@@ -138,7 +143,23 @@ class Grid:
 
     @property
     def dtypes(self) -> dict[str, np.dtype[Any]]:
-        return {lab: dt for dt, b in self._blocks.items() for lab in b.labels}
+        """The dtype of each channel's physical values (float64 for calibrated channels)."""
+        return {lab: np.dtype(np.float64) if cal else dt
+                for (dt, cal), b in self._blocks.items() for lab in b.labels}
+
+    @property
+    def stored_dtypes(self) -> dict[str, np.dtype[Any]]:
+        """The dtype each channel is stored in (the integers of a calibrated channel)."""
+        return {lab: dt for (dt, _), b in self._blocks.items() for lab in b.labels}
+
+    @property
+    def calibrations(self) -> dict[str, Calibration]:
+        """The calibration of every calibrated channel, by label."""
+        return dict(self._cal)
+
+    def calibration(self, label: str) -> Calibration | None:
+        """The channel's calibration, or None when it is stored as physical values."""
+        return self._cal.get(label)
 
     @property
     def times(self) -> np.ndarray:
@@ -147,30 +168,49 @@ class Grid:
 
     @property
     def data(self) -> np.ndarray:
-        """All rows in label order: a view when uniform dtype, else a promoted copy."""
+        """All rows in label order, physical: a view when uniform and uncalibrated."""
         if len(self._blocks) == 1:
-            (block,) = self._blocks.values()
-            return block.array
+            return next(self.blocks())[1]
         if not self._blocks:
             return np.empty((0, self.n_samples), dtype=np.float64)
-        dtype = np.result_type(*self._blocks)
+        dtype = np.result_type(*self.dtypes.values())
         out = np.empty((len(self.labels), self.n_samples), dtype=dtype)
         pos = {lab: i for i, lab in enumerate(self.labels)}
-        for block in self._blocks.values():
-            out[[pos[lab] for lab in block.labels]] = block.array
+        for labs, arr in self.blocks():
+            out[[pos[lab] for lab in labs]] = arr
         return out
 
-    def channel(self, label: str) -> np.ndarray:
-        """One channel's samples as a contiguous 1-D view."""
+    def _find(self, label: str) -> tuple[_Block, int]:
         for block in self._blocks.values():
             if label in block.labels:
-                return block.array[block.labels.index(label)]
+                return block, block.labels.index(label)
         raise KeyError(label)
 
+    def stored(self, label: str) -> np.ndarray:
+        """One channel as stored (integers for a calibrated channel): a contiguous view."""
+        block, i = self._find(label)
+        return block.array[i]
+
+    def channel(self, label: str) -> np.ndarray:
+        """One channel's physical samples: a view, or computed from a calibrated channel."""
+        raw = self.stored(label)
+        cal = self._cal.get(label)
+        return raw if cal is None else cal.apply(raw)
+
     def blocks(self) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Yield ``(labels, 2-D array)`` per dtype, without copying."""
-        for block in self._blocks.values():
-            yield list(block.labels), block.array
+        """Yield ``(labels, 2-D physical array)`` per stored block (views when uncalibrated)."""
+        for labels, arr, cals in self.stored_blocks():
+            if cals is None:
+                yield labels, arr
+            else:
+                yield labels, to_physical(arr, cals)
+
+    def stored_blocks(self) -> Iterator[tuple[list[str], np.ndarray, list[Calibration] | None]]:
+        """Yield ``(labels, 2-D stored array, calibrations or None)`` per block, no copies."""
+        for (_, calibrated), block in self._blocks.items():
+            labels = list(block.labels)
+            yield (labels, block.array,
+                   [self._cal[lab] for lab in labels] if calibrated else None)
 
     def to_frame(self) -> pd.DataFrame:
         """A DataFrame (time index in s, one column per channel); a view for uniform dtype."""
@@ -182,14 +222,18 @@ class Grid:
                  for labs, a in self.blocks()]
         return pd.concat(parts, axis=1)[list(self.labels)]
 
-    def _add(self, labels: Sequence[str], rows: np.ndarray, adopt: bool) -> None:
-        block = self._blocks.get(rows.dtype)
+    def _add(self, labels: Sequence[str], rows: np.ndarray, adopt: bool,
+             cals: Sequence[Calibration] | None = None) -> None:
+        key = (rows.dtype, cals is not None)
+        block = self._blocks.get(key)
         if block is None:
             buf = rows if adopt else np.array(rows, order="C", copy=True)
-            self._blocks[rows.dtype] = _Block(buf, rows.shape[0], list(labels))
+            self._blocks[key] = _Block(buf, rows.shape[0], list(labels))
         else:
             block.append(rows, labels)
         self.labels.extend(labels)
+        if cals is not None:
+            self._cal.update(zip(labels, cals))
 
 
 class Recording:
@@ -249,10 +293,13 @@ class Recording:
         infos: Sequence[Mapping[str, Any]] | None = None,
         t0: float = 0.0,
         grid: str | None = None,
+        calibration: Calibration | Sequence[Calibration] | None = None,
     ) -> None:
         """Add several channels of one rate from a ``(n_channels, n_samples)`` array.
 
-        A C-contiguous array added to a new grid is adopted without copying.
+        A C-contiguous array added to a new grid is adopted without copying. With
+        ``calibration`` (one for all rows, or one a row) ``data`` are the stored integers
+        (ADC counts) and the physical values are computed from them when asked.
         """
         labels = list(labels)
         arr = np.asarray(data)
@@ -266,6 +313,17 @@ class Recording:
                 f"channels {labels[:3]}: samples must be numeric (bool/int/float), "
                 f"got dtype {arr.dtype}"
             )
+        cals: list[Calibration] | None = None
+        if calibration is not None:
+            cals = ([calibration] * n if isinstance(calibration, Calibration)
+                    else list(calibration))
+            if len(cals) != n or not all(isinstance(c, Calibration) for c in cals):
+                raise InvalidChannelError(
+                    f"channels {labels[:3]}: give one Calibration for all or one a channel")
+            if arr.dtype.kind not in "iu":
+                raise InvalidChannelError(
+                    f"channels {labels[:3]}: calibrated channels store integers (digital "
+                    f"values), got dtype {arr.dtype}")
         for lab in labels:
             if not isinstance(lab, str) or lab == "":
                 raise InvalidChannelError(f"channel label must be a non-empty string, got {lab!r}")
@@ -297,7 +355,7 @@ class Recording:
         if not (len(units_l) == len(types_l) == len(pre_l) == len(infos_l) == n):
             raise InvalidChannelError("units/types/prefilters/infos must have one entry a channel")
         adopt = key not in self._grids and arr.flags.c_contiguous and arr.base is None
-        g._add(labels, arr, adopt=adopt)
+        g._add(labels, arr, adopt=adopt, cals=cals)
         self._grids[key] = g
         for lab, unit, ctype, pre, extra in zip(labels, units_l, types_l, pre_l, infos_l):
             ctype_n = normalise_type(ctype)
@@ -352,10 +410,32 @@ class Recording:
         return self._grids[self._grid_of[label]]
 
     def channel_data(self, label: str) -> np.ndarray:
-        """One channel's samples (a view)."""
+        """One channel's physical samples (a view, or computed from its digital values)."""
         if label not in self._grid_of:
             raise KeyError(label)
         return self.grid_of(label).channel(label)
+
+    def calibration(self, label: str) -> Calibration | None:
+        """The channel's calibration (None when it holds physical values only)."""
+        if label not in self._grid_of:
+            raise KeyError(label)
+        return self.grid_of(label).calibration(label)
+
+    def digital_data(self, label: str) -> np.ndarray:
+        """One calibrated channel's stored integers (ADC counts), as the source stored them."""
+        if label not in self._grid_of:
+            raise KeyError(label)
+        g = self.grid_of(label)
+        if g.calibration(label) is None:
+            raise InvalidChannelError(
+                f"channel {label!r} has no digital values: it holds physical values only "
+                "(a float source, or one read with digital=False)")
+        return g.stored(label)
+
+    @property
+    def is_calibrated(self) -> bool:
+        """True when any channel is stored as integers plus a calibration."""
+        return any(g.calibrations for g in self._grids.values())
 
     def grid(self, which: float | str) -> Grid:
         """The grid named ``which`` or the single grid at rate ``which``."""
@@ -506,7 +586,7 @@ class Recording:
             if not labs:
                 continue
             i0, i1 = _window(g, tmin, tmax)
-            for blabs, arr in g.blocks():
+            for blabs, arr, cals in g.stored_blocks():
                 sel = [i for i, lab in enumerate(blabs) if lab in set(labs)]
                 if not sel:
                     continue
@@ -517,7 +597,8 @@ class Recording:
                     [self.channels[blabs[i]]["channel_type"] for i in sel],
                     prefilters=[self.channels[blabs[i]]["prefilter"] for i in sel],
                     infos=[_extras(self.channels[blabs[i]]) for i in sel],
-                    t0=g.t0 + i0 / g.rate if i0 else g.t0, grid=g.key)
+                    t0=g.t0 + i0 / g.rate if i0 else g.t0, grid=g.key,
+                    calibration=None if cals is None else [cals[i] for i in sel])
             for lab in labs:  # keep the channel order and any modality override
                 out.channels[lab]["modality"] = self.channels[lab]["modality"]
         out.channels = {lab: out.channels[lab] for lab in wanted}

@@ -35,7 +35,9 @@ def assert_recordings_equal(
         ga, ge = actual.grid_of(label), expected.grid_of(label)
         assert ga.rate == ge.rate, f"{label}: rate {ga.rate!r} != {ge.rate!r}"
         assert ga.t0 == ge.t0, f"{label}: t0 {ga.t0!r} != {ge.t0!r}"
-        a, e = actual.channel_data(label), expected.channel_data(label)
+        ca, ce = actual.calibration(label), expected.calibration(label)
+        assert ca == ce, f"{label}: calibration {ca} != {ce}"
+        a, e = ga.stored(label), ge.stored(label)
         assert _bits_equal(a, e), (
             f"{label}: samples differ (dtype {a.dtype}/{e.dtype}, shape {a.shape}/{e.shape})")
         ia = {k: v for k, v in actual.channels[label].items() if k not in ignore_channel_keys}

@@ -18,9 +18,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._fs import Location, resolve
-from ..errors import ArchiveFormatError, CorruptFileError, FileReadError, TruncatedFileError
+from ..calibration import Calibration
+from ..errors import (
+    ArchiveFormatError,
+    CorruptFileError,
+    FileReadError,
+    InvalidChannelError,
+    TruncatedFileError,
+)
 from ..recording import CORE_CHANNEL_KEYS, Grid, Recording, _window, grid_key
-from ._schema import MANIFEST_FORMAT, MANIFEST_NAME, decode_events, index_column, parse_blob
+from ._schema import (
+    CALIBRATED_VERSION,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    decode_events,
+    index_column,
+    parse_blob,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,11 +209,13 @@ def _plan(src: _Source) -> _GridPlan | None:
     return _GridPlan(src, key, rate, t0, n, labels, {lab: dict(channels[lab]) for lab in labels})
 
 
-def _runs(labels: list[str], dtypes: dict[str, np.dtype[Any]]) -> list[list[str]]:
-    """Consecutive labels of one dtype (each run becomes one contiguous 2-D block)."""
+def _runs(labels: list[str], dtypes: dict[str, np.dtype[Any]],
+          cals: dict[str, Calibration]) -> list[list[str]]:
+    """Consecutive labels of one dtype and calibration state (each run becomes one block)."""
     runs: list[list[str]] = []
     for lab in labels:
-        if runs and dtypes[runs[-1][-1]] == dtypes[lab]:
+        prev = runs[-1][-1] if runs else None
+        if prev is not None and dtypes[prev] == dtypes[lab] and (prev in cals) == (lab in cals):
             runs[-1].append(lab)
         else:
             runs.append([lab])
@@ -257,6 +273,30 @@ def _read_rows(plan: _GridPlan, labels: list[str], i0: int, i1: int,
         list(pool.map(work, [tasks[k::n_workers] for k in range(n_workers)]))
 
 
+def _calibrations(plan: _GridPlan, labels: list[str],
+                  dtypes: dict[str, np.dtype[Any]]) -> dict[str, Calibration]:
+    """The calibrations a version-2 table declares for its integer columns, checked."""
+    src = plan.source
+    raw = src.blob["extension"].get("calibration") or {}
+    if raw and src.blob.get("version") != CALIBRATED_VERSION:
+        raise ArchiveFormatError("the table declares calibrations but is not a version-"
+                                 f"{CALIBRATED_VERSION} table", path=src.loc.url)
+    if not isinstance(raw, dict):
+        raise ArchiveFormatError("the calibration entry is not a mapping", path=src.loc.url)
+    out: dict[str, Calibration] = {}
+    for lab in labels:
+        if lab not in raw:
+            continue
+        if dtypes[lab].kind not in "iu":
+            raise ArchiveFormatError(f"column {lab!r} is calibrated but holds {dtypes[lab]}, "
+                                     "not integers", path=src.loc.url)
+        try:
+            out[lab] = Calibration.from_json(raw[lab])
+        except (InvalidChannelError, AttributeError) as exc:
+            raise ArchiveFormatError(f"column {lab!r}: {exc}", path=src.loc.url) from None
+    return out
+
+
 def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
               tmin: float | None, tmax: float | None) -> None:
     labels = [lab for lab in plan.labels if wanted is None or lab in wanted]
@@ -265,7 +305,8 @@ def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
     i0, i1 = _window(Grid(plan.key, plan.rate, plan.n_samples, plan.t0), tmin, tmax)
     t0 = plan.t0 + i0 / plan.rate if i0 else plan.t0  # exactly as Recording.select
     dtypes = {lab: _numpy_dtype(plan.source, lab) for lab in labels}
-    runs = _runs(labels, dtypes)
+    cals = _calibrations(plan, labels, dtypes)
+    runs = _runs(labels, dtypes, cals)
     blocks = [np.empty((len(run), i1 - i0), dtype=dtypes[run[0]]) for run in runs]
     outs = {lab: (block, r) for run, block in zip(runs, blocks) for r, lab in enumerate(run)}
     _read_rows(plan, labels, i0, i1, outs)
@@ -275,7 +316,8 @@ def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
                          [str(i.get("physical_dimension") or "") for i in infos],
                          [str(i.get("channel_type") or "MISC") for i in infos],
                          prefilters=[str(i.get("prefilter") or "") for i in infos],
-                         t0=t0, grid=plan.key)
+                         t0=t0, grid=plan.key,
+                         calibration=[cals[lab] for lab in run] if run[0] in cals else None)
         for lab, info in zip(run, infos):  # the stored info wins; core keys always present
             made = rec.channels[lab]
             out = dict(info)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "CALIBRATED_VERSION",
     "EXTENSION_KEY",
     "FORMAT",
     "FORMAT_VERSION",
@@ -43,6 +44,11 @@ __all__ = [
 METADATA_KEY = b"biosigio"
 FORMAT = "biosigio-tabular"
 FORMAT_VERSION = 1
+#: A table with calibrated integer columns (digital values + calibration) says version 2, so a
+#: reader that does not know calibrations (biosigio 1.2 reads version 1 only) refuses it rather
+#: than return ADC counts as if they were physical values.
+CALIBRATED_VERSION = 2
+READ_VERSIONS = (FORMAT_VERSION, CALIBRATED_VERSION)
 #: Our key inside the blob (biosigio 1.2 reads only the keys it knows and ignores this one).
 EXTENSION_KEY = "biosigio_lib"
 EXTENSION_VERSION = 1
@@ -134,12 +140,13 @@ def decode_events(rows: Sequence[Mapping[str, Any]],
 
 # ------------------------------------------------------------------------------- blob
 def build_blob(metadata: Mapping[str, Any], channels: Mapping[str, Mapping[str, Any]],
-               events: pd.DataFrame, extension: Mapping[str, Any]) -> bytes:
+               events: pd.DataFrame, extension: Mapping[str, Any],
+               version: int = FORMAT_VERSION) -> bytes:
     """The ``biosigio`` schema-metadata value: strict JSON, typed envelopes for the rest."""
     records, event_dtypes = encode_events(events)
     blob = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": version,
         "metadata": _jsonsafe.encode(dict(metadata)),
         "channels": _jsonsafe.encode({k: dict(v) for k, v in channels.items()}),
         "events": records,
@@ -165,10 +172,10 @@ def parse_blob(schema_metadata: Mapping[bytes, bytes] | None, where: str) -> dic
         tag = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
         raise ArchiveFormatError(f"unexpected tabular format tag {tag!r} (want {FORMAT!r})",
                                  path=where)
-    if blob.get("version") != FORMAT_VERSION:
+    if blob.get("version") not in READ_VERSIONS:
         raise ArchiveFormatError(
             f"unsupported biosigio-tabular version {blob.get('version')!r}; this build reads "
-            f"version {FORMAT_VERSION}", path=where)
+            f"versions {list(READ_VERSIONS)}: upgrade biosigio-pipeline", path=where)
     ext = blob.get(EXTENSION_KEY) or {}
     if ext and ext.get("version") != EXTENSION_VERSION:
         raise ArchiveFormatError(
@@ -180,6 +187,7 @@ def parse_blob(schema_metadata: Mapping[bytes, bytes] | None, where: str) -> dic
             "channels": _jsonsafe.decode(blob.get("channels") or {}),
             "events": _jsonsafe.decode(blob.get("events") or []),
             "extension": _jsonsafe.decode(ext),
+            "version": blob["version"],
         }
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise ArchiveFormatError(f"a typed value in the 'biosigio' metadata cannot be "

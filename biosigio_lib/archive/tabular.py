@@ -22,6 +22,7 @@ from .._fs import Location, atomic_target, resolve
 from ..errors import InvalidChannelError, WriteError
 from ._read import read_archive
 from ._schema import (
+    CALIBRATED_VERSION,
     FORMAT_VERSION,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -56,17 +57,20 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
 
     labels = list(grid.labels) if grid is not None else []
     time_name = time_column_name(labels)
-    columns = [pa.array(grid.channel(lab)) for lab in labels] if grid is not None else []
+    columns = [pa.array(grid.stored(lab)) for lab in labels] if grid is not None else []
     times = grid.times if grid is not None else np.empty(0, np.float64)
     columns.append(pa.array(times))
-    dtypes = [grid.channel(lab).dtype for lab in labels] if grid is not None else []
+    dtypes = [grid.stored(lab).dtype for lab in labels] if grid is not None else []
     ext: dict[str, Any] = {"time_column": time_name, "chunk_rows": chunk_rows,
                            **extension_extra}
+    cals = grid.calibrations if grid is not None else {}
     if grid is not None:
         ext["grid"] = {"key": grid.key, "rate": grid.rate, "t0": grid.t0,
                        "n_samples": grid.n_samples}
+    if cals:
+        ext["calibration"] = {lab: cals[lab].to_json() for lab in labels if lab in cals}
     blob = build_blob(rec.metadata, {lab: rec.channels[lab] for lab in labels}, events,
-                      ext)
+                      ext, version=CALIBRATED_VERSION if cals else FORMAT_VERSION)
     fields = [pa.field(lab, col.type, nullable=False) for lab, col in zip(labels, columns)]
     fields.append(pa.field(time_name, pa.float64(), nullable=False))
     schema = pa.schema(fields, metadata={

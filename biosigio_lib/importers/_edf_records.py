@@ -14,7 +14,8 @@ import numpy as np
 from ..errors import TruncatedFileError
 from ._edf_header import EdfHeader
 
-__all__ = ["digital_samples", "raw_channel", "read_records", "scale_group", "scaling"]
+__all__ = ["digital_group", "digital_samples", "raw_channel", "read_records", "scale_group",
+           "scaling"]
 
 
 def read_records(fh: IO[bytes] | None, local_path: str | None, h: EdfHeader, first: int,
@@ -100,6 +101,20 @@ def scale_group(dig: np.ndarray, h: EdfHeader, idx: list[int]) -> np.ndarray:
         dst = out[pos: pos + m].reshape(m, n, s)
         np.add(src, offset[pos: pos + m, None, None], out=dst)
         np.multiply(dst, bitvalue[pos: pos + m, None, None], out=dst)
+    return out
+
+
+def digital_group(dig: np.ndarray, h: EdfHeader, idx: list[int]) -> np.ndarray:
+    """Digital samples of signals ``idx`` (same samples per record): ``(k, n_rec * spr)``,
+    int16 for EDF and int32 for BDF, gathered from the records in one strided copy a run."""
+    n = dig.shape[0]
+    s = int(h.samples_per_record[idx[0]])
+    offsets = h.sample_offsets
+    out = np.empty((len(idx), n * s), dtype=dig.dtype)
+    for pos, m in _runs(idx):
+        o = int(offsets[idx[pos]])
+        src = dig[:, o: o + m * s].reshape(n, m, s).transpose(1, 0, 2)
+        out[pos: pos + m].reshape(m, n, s)[...] = src
     return out
 
 

@@ -34,6 +34,7 @@ from typing import IO, Any
 import numpy as np
 
 from .._fs import Location
+from ..calibration import Calibration
 from ..errors import CorruptFileError, TruncatedFileError
 from ..recording import Recording, make_unique_labels
 from ._edf_header import (
@@ -43,7 +44,13 @@ from ._edf_header import (
     parse_header,
     start_datetime,
 )
-from ._edf_records import digital_samples, raw_channel, read_records, scale_group
+from ._edf_records import (
+    digital_group,
+    digital_samples,
+    raw_channel,
+    read_records,
+    scale_group,
+)
 from ._edf_tal import parse_tal_records
 from ._registry import Importer, register
 
@@ -157,11 +164,11 @@ def _base_metadata(h: EdfHeader, url: str) -> dict[str, Any]:
 class _Decoder:
     """Turns runs of records into Recordings; keeps state across blocks (start offset, gaps)."""
 
-    def __init__(self, src: _Source, default_type: str, status: str):
+    def __init__(self, src: _Source, default_type: str, status: str, digital: bool = True):
         if status not in _STATUS_MODES:
             raise ValueError(f"status must be one of {_STATUS_MODES}, got {status!r}")
         self.src, self.h = src, src.header
-        self.default_type, self.status = default_type, status
+        self.default_type, self.status, self.digital = default_type, status, digital
         h = self.h
         self.data_idx = h.signal_indices
         self.ann_idx = h.annotation_indices
@@ -252,8 +259,14 @@ class _Decoder:
             rate = h.rate(self.data_idx[positions[0]])
             plain = [p for p in positions if not self._is_status(p)]
             if plain:
-                data = scale_group(dig, h, [self.data_idx[p] for p in plain])
-                self._add(rec, plain, data, rate, t0)
+                idx = [self.data_idx[p] for p in plain]
+                if self.digital:
+                    cals = [Calibration.edf(h.physical_min[i], h.physical_max[i],
+                                            h.digital_min[i], h.digital_max[i]) for i in idx]
+                    self._add(rec, plain, digital_group(dig, h, idx), rate, t0,
+                              calibration=cals)
+                else:
+                    self._add(rec, plain, scale_group(dig, h, idx), rate, t0)
             for p in positions:
                 if self._is_status(p):
                     word = raw_channel(dig, h, self.data_idx[p])
@@ -264,8 +277,8 @@ class _Decoder:
         rec.channels = {lab: rec.channels[lab] for lab in self.labels}
 
     def _add(self, rec: Recording, positions: list[int], data: np.ndarray, rate: float,
-             t0: float, unit: str | None = None,
-             extra: dict[str, Any] | None = None) -> None:
+             t0: float, unit: str | None = None, extra: dict[str, Any] | None = None,
+             calibration: list[Calibration] | None = None) -> None:
         h = self.h
         idx = [self.data_idx[p] for p in positions]
         infos = [{**self.infos[p], **(extra or {})} for p in positions]
@@ -273,7 +286,7 @@ class _Decoder:
             [self.labels[p] for p in positions], data, rate,
             [h.units[i] if unit is None else unit for i in idx],
             [self.types[p] for p in positions], prefilters=[h.prefilters[i] for i in idx],
-            infos=infos, t0=t0)
+            infos=infos, t0=t0, calibration=calibration)
 
 
 @register
@@ -288,23 +301,26 @@ class EdfImporter(Importer):
     description = "EDF/EDF+/BDF/BDF+ (numpy reader, bit-identical to pyedflib)"
 
     def read(self, loc: Location, *, on_truncated: str = "raise", default_type: str = "EEG",
-             status: str = "physical", **kwargs: Any) -> Recording:
+             status: str = "physical", digital: bool = True, **kwargs: Any) -> Recording:
         """Read the whole file.
 
         ``on_truncated='warn'`` reads the complete records of a short file instead of raising;
         ``default_type`` is the type of signals whose label has no type prefix (EEG, as MNE);
         ``status`` is how a BDF trigger channel (``Status``) is given: ``'physical'`` (scaled,
         as pyedflib), ``'digital'`` (the exact 24-bit word, int32) or ``'trigger'`` (its low
-        16 bits, the BioSemi trigger code, int32).
+        16 bits, the BioSemi trigger code, int32). ``digital=True`` (the default) keeps each
+        signal's stored integers with its calibration (physical values computed on request,
+        bit-identical to pyedflib); ``digital=False`` stores the physical float64 values.
         """
         _no_extra(kwargs, loc)
         with _Source(loc, on_truncated) as src:
-            dec = _Decoder(src, default_type, status)
+            dec = _Decoder(src, default_type, status, digital)
             return dec.decode(0, src.header.n_records)
 
     def iter_blocks(self, loc: Location, block_seconds: float = 60.0, *,
                     on_truncated: str = "raise", default_type: str = "EEG",
-                    status: str = "physical", **kwargs: Any) -> Iterator[Recording]:
+                    status: str = "physical", digital: bool = True,
+                    **kwargs: Any) -> Iterator[Recording]:
         """Yield whole data records, about ``block_seconds`` at a time, reading only those.
 
         Each block's grids start at ``t0`` = first record index x record duration (recorded
@@ -315,7 +331,7 @@ class EdfImporter(Importer):
             raise ValueError(f"block_seconds must be a positive number, got {block_seconds!r}")
         with _Source(loc, on_truncated) as src:
             h = src.header
-            dec = _Decoder(src, default_type, status)
+            dec = _Decoder(src, default_type, status, digital)
             per = (max(1, int(block_seconds / h.record_duration + 1e-9))
                    if h.record_duration > 0 else max(h.n_records, 1))
             if h.n_records == 0:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..calibration import Calibration
 from ..channels import DISCRETE_TYPES
 from . import layout
 from .params import ServingParams
@@ -74,15 +75,16 @@ class GroupPlan:
 
 def _source(grid: Grid, labels: list[str]) -> Source:
     want = {lab: i for i, lab in enumerate(labels)}
-    parts: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []
-    for blabs, arr in grid.blocks():
+    parts: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, list[Calibration] | None]] = []
+    for blabs, arr, cals in grid.stored_blocks():
         rows = [j for j, lab in enumerate(blabs) if lab in want]
         if not rows:
             continue
         pos = np.array([want[blabs[j]] for j in rows], dtype=np.int64)
         whole = len(rows) == len(blabs) == len(labels) and bool(
             np.array_equal(pos, np.arange(len(labels))))
-        parts.append((arr, None if whole else np.array(rows, dtype=np.int64), pos))
+        parts.append((arr, None if whole else np.array(rows, dtype=np.int64), pos,
+                      None if cals is None else [cals[j] for j in rows]))
     return Source(parts, len(labels), grid.n_samples)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..calibration import Calibration, to_physical
+
 __all__ = [
     "FilterPlan",
     "Ratio",
@@ -38,36 +40,49 @@ __all__ = [
 class Source:
     """The rows of one channel group, taken from a grid's per-dtype blocks without copying.
 
-    ``get(start, stop)`` returns ``(n_ch, stop - start)`` raw samples (a view when the group is
-    one whole dtype block of the grid; otherwise only that time slice is gathered).
+    ``get(start, stop)`` returns ``(n_ch, stop - start)`` samples (a view when the group is
+    one whole uncalibrated dtype block of the grid; otherwise only that time slice is
+    gathered). Calibrated blocks hold integers and are turned into physical float64 values
+    one slice at a time, so no full-length physical copy is ever made.
     """
 
-    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]],
+    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray | None, np.ndarray,
+                                          list[Calibration] | None]],
                  n_ch: int, n_in: int):
-        #: (2-D block array, its rows to take or None for all, positions in the group)
+        #: (2-D block array, its rows to take or None for all, positions in the group,
+        #: the rows' calibrations or None)
         self.parts = parts
         self.n_ch = n_ch
         self.n_in = n_in
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.result_type(*[p[0].dtype for p in self.parts]) if self.parts else np.dtype(
-            np.float64)
+        if not self.parts:
+            return np.dtype(np.float64)
+        return np.result_type(*[np.float64 if p[3] is not None else p[0].dtype
+                                for p in self.parts])
+
+    @staticmethod
+    def _take(arr: np.ndarray, rows: np.ndarray | None, cals: list[Calibration] | None,
+              cols: slice) -> np.ndarray:
+        raw = arr[:, cols] if rows is None else arr[rows, cols]
+        return raw if cals is None else to_physical(raw, cals)
 
     def get(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` of every row of the group."""
         if len(self.parts) == 1 and self.parts[0][1] is None:
-            return self.parts[0][0][:, start:stop]
+            arr, _, _, cals = self.parts[0]
+            return self._take(arr, None, cals, slice(start, stop))
         out = np.empty((self.n_ch, stop - start), dtype=self.dtype)
-        for arr, rows, pos in self.parts:
-            out[pos] = arr[:, start:stop] if rows is None else arr[rows, start:stop]
+        for arr, rows, pos, cals in self.parts:
+            out[pos] = self._take(arr, rows, cals, slice(start, stop))
         return out
 
     def subsample(self, step: int) -> np.ndarray:
         """Every ``step``-th sample of every row (a small copy)."""
         out = np.empty((self.n_ch, -(-self.n_in // step)), dtype=self.dtype)
-        for arr, rows, pos in self.parts:
-            out[pos] = arr[:, ::step] if rows is None else arr[rows, ::step]
+        for arr, rows, pos, cals in self.parts:
+            out[pos] = self._take(arr, rows, cals, slice(None, None, step))
         return out
 
 

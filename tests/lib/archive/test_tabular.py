@@ -226,11 +226,11 @@ def test_plain_parquet_without_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_wrong_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "v2.parquet"
-    blob = json.dumps({"format": "biosigio-tabular", "version": 2, "metadata": {},
+    path = tmp_path / "v9.parquet"
+    blob = json.dumps({"format": "biosigio-tabular", "version": 9, "metadata": {},
                        "channels": {}, "events": []})
     pq.write_table(pa.table({"x": [1.0]}).replace_schema_metadata({"biosigio": blob}), path)
-    with pytest.raises(ArchiveFormatError, match=r"v2\.parquet.*version 2"):
+    with pytest.raises(ArchiveFormatError, match=r"v9\.parquet.*version 9"):
         Recording.from_file(path)
 
 

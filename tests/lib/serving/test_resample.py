@@ -21,7 +21,7 @@ from biosigio_lib.serving.resample import (
 
 def _src(x: np.ndarray) -> Source:
     x = np.ascontiguousarray(np.atleast_2d(x))
-    return Source([(x, None, np.arange(x.shape[0]))], x.shape[0], x.shape[1])
+    return Source([(x, None, np.arange(x.shape[0]), None)], x.shape[0], x.shape[1])
 
 
 def _resample(x: np.ndarray, ratio: Ratio, dtype: type = np.float64,
