@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import InvalidChannelError
 
-__all__ = ["Calibration", "to_physical"]
+__all__ = ["IDENTITY", "Calibration", "to_physical"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,7 @@ def to_physical(digital: np.ndarray, cals: Sequence[Calibration],
         if c.missing is not None:
             out[i][digital[i] == c.missing] = np.nan
     return out
+
+
+#: For integer samples that already are the values (an XDF int16 stream): physical = digital.
+IDENTITY = Calibration(gain=1.0)

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..recording import CORE_CHANNEL_KEYS, Grid, Recording, _window, grid_key
 from ._schema import (
-    CALIBRATED_VERSION,
+    COMPACT_VERSION,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     decode_events,
@@ -187,7 +187,8 @@ def _plan(src: _Source) -> _GridPlan | None:
         raise ArchiveFormatError("the table repeats a column name", path=src.loc.url)
     time_name = ext.get("time_column") or index_column(src.schema)
     channels = src.blob["channels"]
-    labels = [n for n in names if n != time_name]
+    placeholder = ext.get("placeholder_column")
+    labels = [n for n in names if n not in (time_name, placeholder)]
     missing = [n for n in labels if n not in channels]
     if missing:
         raise ArchiveFormatError(f"column(s) {missing[:5]} have no channel entry in the "
@@ -278,9 +279,9 @@ def _calibrations(plan: _GridPlan, labels: list[str],
     """The calibrations a version-2 table declares for its integer columns, checked."""
     src = plan.source
     raw = src.blob["extension"].get("calibration") or {}
-    if raw and src.blob.get("version") != CALIBRATED_VERSION:
+    if raw and src.blob.get("version") != COMPACT_VERSION:
         raise ArchiveFormatError("the table declares calibrations but is not a version-"
-                                 f"{CALIBRATED_VERSION} table", path=src.loc.url)
+                                 f"{COMPACT_VERSION} table", path=src.loc.url)
     if not isinstance(raw, dict):
         raise ArchiveFormatError("the calibration entry is not a mapping", path=src.loc.url)
     out: dict[str, Calibration] = {}

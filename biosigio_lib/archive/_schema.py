@@ -10,6 +10,8 @@ a small manifest (:data:`MANIFEST_NAME`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "CALIBRATED_VERSION",
+    "COMPACT_VERSION",
     "EXTENSION_KEY",
     "FORMAT",
     "FORMAT_VERSION",
@@ -44,11 +46,14 @@ __all__ = [
 METADATA_KEY = b"biosigio"
 FORMAT = "biosigio-tabular"
 FORMAT_VERSION = 1
-#: A table with calibrated integer columns (digital values + calibration) says version 2, so a
-#: reader that does not know calibrations (biosigio 1.2 reads version 1 only) refuses it rather
-#: than return ADC counts as if they were physical values.
-CALIBRATED_VERSION = 2
-READ_VERSIONS = (FORMAT_VERSION, CALIBRATED_VERSION)
+#: The compact layout: integer columns (digital values, with their calibration in the blob),
+#: no time column (time is ``t0 + row / rate``) and the blob zstd-compressed. It says version
+#: 2, so a reader that does not know calibrations (biosigio 1.2 reads version 1 only) refuses
+#: it rather than return ADC counts as if they were physical values.
+COMPACT_VERSION = 2
+READ_VERSIONS = (FORMAT_VERSION, COMPACT_VERSION)
+_PACKED = "zstd+base85"
+_SMALL_BLOB = 1 << 18
 #: Our key inside the blob (biosigio 1.2 reads only the keys it knows and ignores this one).
 EXTENSION_KEY = "biosigio_lib"
 EXTENSION_VERSION = 1
@@ -153,7 +158,35 @@ def build_blob(metadata: Mapping[str, Any], channels: Mapping[str, Mapping[str, 
         EXTENSION_KEY: {"version": EXTENSION_VERSION, **_jsonsafe.encode(dict(extension)),
                         "event_dtypes": event_dtypes},
     }
-    return json.dumps(blob, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text = json.dumps(blob, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    if version == FORMAT_VERSION:
+        return text
+    import pyarrow as pa
+
+    level = 19 if len(text) < _SMALL_BLOB else 6  # small blobs (most) get the strongest level
+    packed = base64.b85encode(
+        pa.Codec("zstd", compression_level=level).compress(text, asbytes=True)).decode("ascii")
+    return json.dumps({"format": FORMAT, "version": version, "encoding": _PACKED,
+                       "size": len(text), "data": packed}).encode("utf-8")
+
+
+def _unpack(blob: dict[str, Any], where: str) -> Any:
+    """The inner blob of a compact table (its metadata is zstd-compressed JSON)."""
+    if blob.get("encoding") != _PACKED:
+        raise ArchiveFormatError(f"unknown blob encoding {blob.get('encoding')!r}", path=where)
+    import pyarrow as pa
+
+    try:
+        raw = pa.decompress(base64.b85decode(blob["data"]),
+                            decompressed_size=int(blob["size"]), codec="zstd", asbytes=True)
+        inner = json.loads(raw)
+    except (KeyError, TypeError, ValueError, OSError, binascii.Error) as exc:
+        raise ArchiveFormatError(f"the compressed 'biosigio' metadata is damaged ({exc})",
+                                 path=where) from exc
+    if not isinstance(inner, dict) or inner.get("version") != blob.get("version"):
+        raise ArchiveFormatError("the compressed 'biosigio' metadata does not match its "
+                                 "envelope", path=where)
+    return inner
 
 
 def parse_blob(schema_metadata: Mapping[bytes, bytes] | None, where: str) -> dict[str, Any]:
@@ -176,6 +209,8 @@ def parse_blob(schema_metadata: Mapping[bytes, bytes] | None, where: str) -> dic
         raise ArchiveFormatError(
             f"unsupported biosigio-tabular version {blob.get('version')!r}; this build reads "
             f"versions {list(READ_VERSIONS)}: upgrade biosigio-pipeline", path=where)
+    if "encoding" in blob:
+        blob = _unpack(blob, where)
     ext = blob.get(EXTENSION_KEY) or {}
     if ext and ext.get("version") != EXTENSION_VERSION:
         raise ArchiveFormatError(

@@ -22,7 +22,7 @@ from .._fs import Location, atomic_target, resolve
 from ..errors import InvalidChannelError, WriteError
 from ._read import read_archive
 from ._schema import (
-    CALIBRATED_VERSION,
+    COMPACT_VERSION,
     FORMAT_VERSION,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -47,61 +47,124 @@ PARQUET_COMPRESSION = "lz4"
 #: Arrow IPC is written uncompressed by default, so readers memory-map it (zero-copy); lz4
 #: saved under 1 % on float64 signals and halves the write speed (see docs/archive.md).
 ARROW_COMPRESSION: str | None = None
+#: Integer (digital) samples compress well: zstd halves a typical EEG/ECG file.
+ARROW_COMPACT_COMPRESSION = "zstd"
 _SUFFIX = {"parquet": ".parquet", "arrow": ".arrow"}
 
 
+def is_compact(rec: Recording) -> bool:
+    """Whether ``rec`` is archived in the compact layout (version 2): any channel stored as
+    digital values with a calibration, or no channels at all (events only). Any other
+    recording keeps the biosigio 1.2 layout (version 1, float time column)."""
+    return not rec.channels or rec.is_calibrated
+
+
 def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_rows: int,
-                extension_extra: Mapping[str, Any]) -> pa.Table:
-    """One grid as an Arrow table: channel columns (views), then the float64 time column."""
+                extension_extra: Mapping[str, Any], compact: bool) -> pa.Table:
+    """One grid as an Arrow table: channel columns as stored (views), plus, in the version-1
+    layout, the float64 time column."""
     import pyarrow as pa
 
     labels = list(grid.labels) if grid is not None else []
-    time_name = time_column_name(labels)
     columns = [pa.array(grid.stored(lab)) for lab in labels] if grid is not None else []
-    times = grid.times if grid is not None else np.empty(0, np.float64)
-    columns.append(pa.array(times))
-    dtypes = [grid.stored(lab).dtype for lab in labels] if grid is not None else []
-    ext: dict[str, Any] = {"time_column": time_name, "chunk_rows": chunk_rows,
-                           **extension_extra}
-    cals = grid.calibrations if grid is not None else {}
+    ext: dict[str, Any] = {"chunk_rows": chunk_rows, **extension_extra}
     if grid is not None:
         ext["grid"] = {"key": grid.key, "rate": grid.rate, "t0": grid.t0,
                        "n_samples": grid.n_samples}
+    cals = grid.calibrations if grid is not None else {}
     if cals:
         ext["calibration"] = {lab: cals[lab].to_json() for lab in labels if lab in cals}
-    blob = build_blob(rec.metadata, {lab: rec.channels[lab] for lab in labels}, events,
-                      ext, version=CALIBRATED_VERSION if cals else FORMAT_VERSION)
     fields = [pa.field(lab, col.type, nullable=False) for lab, col in zip(labels, columns)]
+    channels = {lab: rec.channels[lab] for lab in labels}
+    if compact:
+        blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
+        if not columns:  # a table needs a column to say how many rows it has (none)
+            columns, fields = [pa.array([], pa.int8())], [pa.field("__empty__", pa.int8())]
+            ext["placeholder_column"] = "__empty__"
+            blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields,
+                                                              metadata={METADATA_KEY: blob}))
+    time_name = time_column_name(labels)
+    ext["time_column"] = time_name
+    times = grid.times if grid is not None else np.empty(0, np.float64)
+    columns.append(pa.array(times))
+    dtypes = [grid.stored(lab).dtype for lab in labels] if grid is not None else []
+    blob = build_blob(rec.metadata, channels, events, ext)
     fields.append(pa.field(time_name, pa.float64(), nullable=False))
     schema = pa.schema(fields, metadata={
         b"pandas": pandas_metadata(labels, dtypes, time_name), METADATA_KEY: blob})
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _parquet_options(table: pa.Table, compact: bool) -> dict[str, Any]:
+    """Encodings and codecs per column kind, chosen on the real corpus (``bench/README.md``).
+
+    Integers: delta-encoded (DELTA_BINARY_PACKED) then zstd level 1, about half of the
+    source EDF/WFDB bytes. Floats: byte-stream-split then lz4, smaller and faster than plain
+    lz4. The compact layout drops statistics and the Arrow schema copy; version 1 keeps
+    statistics on the time column so time-range predicates prune row groups.
+    """
+    import pyarrow as pa
+
+    encoding: dict[str, str] = {}
+    codec: dict[str, str] = {}
+    level: dict[str, int] = {}
+    for f in table.schema:
+        if pa.types.is_integer(f.type):
+            encoding[f.name], codec[f.name], level[f.name] = "DELTA_BINARY_PACKED", "zstd", 1
+        elif pa.types.is_floating(f.type):
+            encoding[f.name], codec[f.name] = "BYTE_STREAM_SPLIT", PARQUET_COMPRESSION
+        else:
+            codec[f.name] = PARQUET_COMPRESSION
+    kw: dict[str, Any] = {"compression": codec, "compression_level": level or None,
+                          "use_dictionary": False, "column_encoding": encoding or None}
+    if compact:
+        return {**kw, "write_statistics": False, "store_schema": False}
+    return {**kw, "write_statistics": [table.schema.names[-1]]}
+
+
 def _write_parquet_table(table: pa.Table, loc: Location, chunk_rows: int,
-                         options: Mapping[str, Any]) -> None:
+                         options: Mapping[str, Any], compact: bool) -> None:
     import pyarrow.parquet as pq
 
     kw: dict[str, Any] = {
-        "row_group_size": chunk_rows, "compression": PARQUET_COMPRESSION,
-        "use_dictionary": False,  # dictionary-encoding float samples only costs time
-        "write_statistics": [table.schema.names[-1]],  # time-range predicates prune
+        "row_group_size": chunk_rows,
+        **_parquet_options(table, compact),
         "write_page_checksum": True,  # a flipped byte is an error on read, not wrong samples
         **options,
     }
+    if "column_encoding" not in options and (kw.get("use_dictionary")
+                                             or "use_byte_stream_split" in options):
+        kw.pop("column_encoding")  # the caller chose the encodings; pyarrow refuses both
+    if "compression" in options and "compression_level" not in options:
+        kw.pop("compression_level", None)  # our per-column levels fit only our codecs
+
+    def dump(sink: Any) -> None:
+        if kw.get("store_schema", True):
+            pq.write_table(table, sink, **kw)
+            return
+        # Without the Arrow schema copy pyarrow would drop the key-value metadata too: add
+        # it to the footer ourselves (the blob is then stored once, not twice).
+        rows = kw.pop("row_group_size")
+        with pq.ParquetWriter(sink, table.schema.remove_metadata(), **kw) as writer:
+            writer.write_table(table.replace_schema_metadata(None), row_group_size=rows)
+            writer.add_key_value_metadata(dict(table.schema.metadata or {}))
+
     if loc.is_local:
-        pq.write_table(table, loc.path, **kw)
+        dump(loc.path)
     else:
         with loc.fs.open(loc.path, "wb") as fh:
-            pq.write_table(table, fh, **kw)
+            dump(fh)
 
 
 def _write_arrow_table(table: pa.Table, loc: Location, chunk_rows: int,
-                       options: Mapping[str, Any]) -> None:
+                       options: Mapping[str, Any], compact: bool) -> None:
     import pyarrow as pa
 
     opts = dict(options)
-    compression = opts.pop("compression", ARROW_COMPRESSION)
+    compression = opts.pop("compression", "auto")
+    if compression == "auto":
+        compression = ARROW_COMPACT_COMPRESSION if compact else ARROW_COMPRESSION
     ipc = pa.ipc.IpcWriteOptions(compression=compression, use_threads=True, **opts)
 
     def dump(sink: Any) -> None:
@@ -124,6 +187,11 @@ def _file_name(i: int, key: str, container: str) -> str:
     return f"grid{i:02d}_{safe}{_SUFFIX[container]}"
 
 
+def _arrow_compression(options: Mapping[str, Any], compact: bool) -> str | None:
+    c = options.get("compression", "auto")
+    return (ARROW_COMPACT_COMPRESSION if compact else ARROW_COMPRESSION) if c == "auto" else c
+
+
 def _write(rec: Recording, path: str | os.PathLike[str], container: str, *, overwrite: bool,
            storage_options: Mapping[str, Any] | None, chunk_rows: int,
            options: Mapping[str, Any]) -> str:
@@ -133,15 +201,17 @@ def _write(rec: Recording, path: str | os.PathLike[str], container: str, *, over
     loc = resolve(path, storage_options)
     grids = list(rec.grids.values())
     write_one = _WRITERS[container]
-    extra = {"arrow_compression": options.get("compression")} if container == "arrow" else {}
+    compact = is_compact(rec)
+    extra = ({"arrow_compression": _arrow_compression(options, compact)}
+             if container == "arrow" else {})
     try:
         with atomic_target(loc, overwrite=overwrite) as tmp:
             if len(grids) <= 1:
                 grid = grids[0] if grids else None
-                write_one(_grid_table(rec, grid, rec.events, chunk_rows, extra), tmp, chunk_rows,
-                          options)
+                write_one(_grid_table(rec, grid, rec.events, chunk_rows, extra, compact), tmp,
+                          chunk_rows, options, compact)
                 return loc.url
-            _write_folder(rec, grids, tmp, container, chunk_rows, options, extra)
+            _write_folder(rec, grids, tmp, container, chunk_rows, options, extra, compact)
     except (InvalidChannelError, ValueError, TypeError, FileExistsError, WriteError):
         raise
     except OSError as exc:
@@ -151,7 +221,7 @@ def _write(rec: Recording, path: str | os.PathLike[str], container: str, *, over
 
 def _write_folder(rec: Recording, grids: list[Grid], tmp: Location, container: str,
                   chunk_rows: int, options: Mapping[str, Any],
-                  extra: Mapping[str, Any]) -> None:
+                  extra: Mapping[str, Any], compact: bool) -> None:
     """One file per grid (two at a time: pyarrow releases the GIL) plus the manifest."""
     tmp.fs.makedirs(tmp.path, exist_ok=True)
     names = [_file_name(i, g.key, container) for i, g in enumerate(grids)]
@@ -160,8 +230,9 @@ def _write_folder(rec: Recording, grids: list[Grid], tmp: Location, container: s
     events = rec.events  # once, here: the property flushes pending events (not thread-safe)
 
     def one(i: int) -> None:
-        table = _grid_table(rec, grids[i], events, chunk_rows, {**extra, "archive_file": names[i]})
-        write_one(table, tmp.child(names[i]), chunk_rows, options)
+        table = _grid_table(rec, grids[i], events, chunk_rows,
+                            {**extra, "archive_file": names[i]}, compact)
+        write_one(table, tmp.child(names[i]), chunk_rows, options, compact)
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         list(pool.map(one, range(len(grids))))
@@ -190,9 +261,13 @@ def write_parquet(rec: Recording, path: str | os.PathLike[str], *, overwrite: bo
 
 def write_arrow(rec: Recording, path: str | os.PathLike[str], *, overwrite: bool = False,
                 storage_options: Mapping[str, Any] | None = None,
-                chunk_rows: int = DEFAULT_CHUNK_ROWS, compression: str | None = ARROW_COMPRESSION,
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, compression: str | None = "auto",
                 **ipc_options: Any) -> str:
-    """Write the lossless Arrow IPC (Feather v2) archive; ``compression=None`` to memory-map."""
+    """Write the lossless Arrow IPC (Feather v2) archive.
+
+    ``compression='auto'`` is zstd for the compact layout (integer samples) and none for
+    float recordings, which readers then memory-map; ``None`` forces uncompressed.
+    """
     if compression in ("uncompressed", "none"):
         compression = None
     return _write(rec, path, "arrow", overwrite=overwrite, storage_options=storage_options,

@@ -1,6 +1,10 @@
 """WFDB records (``.hea`` + signal files, multi-segment, multi-frequency) via the wfdb package.
 
-Samples are wfdb's physical values (float64, NaN where WFDB marks a sample invalid). Channels
+Samples are kept as the record's digital (ADC) values with each signal's calibration, so
+physical values come out bit-identical to ``wfdb.rdrecord(physical=True)`` (float64, NaN where
+WFDB marks a sample invalid) at 2-4 bytes a sample; ``digital=False`` stores the physical
+float64 values instead (as does any signal whose ADC values cannot be recovered exactly, e.g.
+a multi-segment record whose segments have other gains). Channels
 with ``samps_per_frame > 1`` run at ``fs * spf`` and get a grid of their own per distinct rate
 (read with ``smooth_frames=False``, so nothing is averaged). Every annotation file of the record
 becomes events. Opening a ``.dat`` or an annotation file answers "open the .hea instead".
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._fs import Location
+from ..calibration import Calibration
 from ..errors import (
     BiosigIOError,
     CorruptFileError,
@@ -241,9 +246,63 @@ def _channel_infos(wrec: Any, renamed: dict[str, str], labels: list[str]) -> lis
     return infos
 
 
-def _add_signals(rec: Recording, wrec: Any, sampfrom: int) -> None:
-    """Put the expanded physical signals on one grid per distinct ``fs * spf``."""
-    if not wrec.n_sig or wrec.e_p_signal is None:
+#: Bits of a digital sample per WFDB format (wider ones are stored as int32).
+_FORMAT_BITS = {"8": 16, "80": 8, "508": 8, "310": 10, "311": 10, "212": 12, "16": 16,
+                "61": 16, "160": 16, "516": 16, "24": 24, "524": 24, "32": 32}
+
+
+def _int_dtype(fmt: str | None, values: np.ndarray) -> np.dtype[Any]:
+    """The narrowest of int16/int32/int64 that holds the format's digital values."""
+    for dtype in (np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if _FORMAT_BITS.get(str(fmt), 64) <= info.bits and (
+                values.size == 0 or (values.min() >= info.min and values.max() <= info.max)):
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def _calibration(wrec: Any, i: int) -> Calibration | None:
+    """Signal ``i``'s calibration from the header's gain and baseline (None if missing)."""
+    from wfdb.io._signal import INVALID_SAMPLE_VALUE
+
+    fields = [getattr(wrec, name, None) for name in ("adc_gain", "baseline", "fmt")]
+    if any(f is None or i >= len(f) or f[i] is None for f in fields):
+        return None
+    gain, base, fmt = (f[i] for f in fields)
+    if not gain:
+        return None
+    return Calibration.wfdb(gain, base, INVALID_SAMPLE_VALUE.get(str(fmt)))
+
+
+def _to_digital(physical: np.ndarray, cal: Calibration, fmt: str | None) -> np.ndarray | None:
+    """The ADC values behind wfdb's physical values, or None unless they give them back bit
+    for bit (NaN where wfdb has NaN).
+
+    Inverting and checking, rather than asking wfdb for digital values, gives one read, works
+    for every format (wfdb's digital mode fails on format 61) and for multi-segment records,
+    whose segments may carry their own gains: such a channel simply stays physical.
+    """
+    nan = np.isnan(physical)
+    if nan.any() and cal.missing is None:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        guess = np.rint(physical * cal.gain + cal.baseline)
+    if not np.isfinite(guess[~nan]).all():
+        return None
+    guess[nan] = cal.missing if cal.missing is not None else 0
+    digital = guess.astype(_int_dtype(fmt, guess))
+    if digital.size and not np.array_equal(digital, guess):
+        return None
+    if not np.array_equal(cal.apply(digital), physical, equal_nan=True):
+        return None
+    return digital
+
+
+def _add_signals(rec: Recording, wrec: Any, sampfrom: int, digital: bool = True) -> None:
+    """Put the expanded signals on one grid per distinct ``fs * spf``: as ADC values with
+    their calibrations where those reproduce wfdb's physical values exactly, else physical."""
+    signals = wrec.e_p_signal
+    if not wrec.n_sig or signals is None:
         return
     raw = [str(x) if x is not None else f"sig{i}" for i, x in enumerate(wrec.sig_name)]
     raw = [x if x.strip() else f"sig{i}" for i, x in enumerate(raw)]
@@ -251,19 +310,25 @@ def _add_signals(rec: Recording, wrec: Any, sampfrom: int) -> None:
     units = [u or "" for u in (wrec.units or [""] * wrec.n_sig)]
     infos = _channel_infos(wrec, renamed, labels)
     spf = [int(x or 1) for x in (wrec.samps_per_frame or [1] * wrec.n_sig)]
-    signals = wrec.e_p_signal
+    fmts = list(wrec.fmt or [None] * wrec.n_sig)
     for k in dict.fromkeys(spf):
-        idx = [i for i, s in enumerate(spf) if s == k]
-        n = len(signals[idx[0]])
-        data = np.empty((len(idx), n), dtype=np.float64)
-        for row, i in enumerate(idx):
-            data[row] = signals[i]
-            signals[i] = None  # free wfdb's copy as we go: peak memory ~ one extra channel
         rate = float(wrec.fs) * k
         first = sampfrom * k
-        rec.add_channels([labels[i] for i in idx], data, rate, [units[i] for i in idx],
-                         [channel_type(raw[i], units[i]) for i in idx],
-                         infos=[infos[i] for i in idx], t0=first / rate if first else 0.0)
+        kept: dict[int, tuple[np.ndarray, Calibration | None]] = {}
+        for i in (i for i, s in enumerate(spf) if s == k):
+            cal = _calibration(wrec, i) if digital else None
+            dig = None if cal is None else _to_digital(signals[i], cal, fmts[i])
+            kept[i] = (signals[i], None) if dig is None else (dig, cal)
+            signals[i] = None  # free wfdb's copy as we go
+        runs: dict[tuple[np.dtype[Any], bool], list[int]] = {}
+        for i, (arr, cal) in kept.items():
+            runs.setdefault((arr.dtype, cal is not None), []).append(i)
+        for (_, calibrated), idx in runs.items():
+            data = np.stack([kept[i][0] for i in idx])
+            rec.add_channels([labels[i] for i in idx], data, rate, [units[i] for i in idx],
+                             [channel_type(raw[i], units[i]) for i in idx],
+                             infos=[infos[i] for i in idx], t0=first / rate if first else 0.0,
+                             calibration=[kept[i][1] for i in idx] if calibrated else None)
     rec.channels = {lab: rec.channels[lab] for lab in labels}
 
 
@@ -281,8 +346,12 @@ def _hea_path(path: str) -> str:
 
 
 def read_wfdb(loc: Location, *, annotations: bool = True, sampfrom: int = 0,
-              sampto: int | None = None) -> Recording:
-    """Read a WFDB record (or frames ``[sampfrom, sampto)``) into a Recording."""
+              sampto: int | None = None, digital: bool = True) -> Recording:
+    """Read a WFDB record (or frames ``[sampfrom, sampto)``) into a Recording.
+
+    ``digital=True`` keeps the ADC values and each signal's calibration (physical values
+    computed on request, bit-identical to wfdb's); ``digital=False`` stores physical float64.
+    """
     _hea_path(loc.path)
     if not loc.exists():
         raise FileNotFoundError(f"{loc.url}: no such file")
@@ -293,7 +362,7 @@ def read_wfdb(loc: Location, *, annotations: bool = True, sampfrom: int = 0,
                         else (pd.DataFrame(), []))
         wrec = _read_signals(local, sampfrom, sampto) if header.n_sig else header
     rec = Recording(_metadata(loc, header, used, files))
-    _add_signals(rec, wrec, sampfrom)
+    _add_signals(rec, wrec, sampfrom, digital)
     if len(events):
         if sampfrom or sampto is not None:
             t0, t1 = sampfrom / header.fs, (sampto if sampto is not None

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._fs import Location
+from ..calibration import IDENTITY
 from ..errors import BiosigIOError, CorruptFileError, FileReadError
 from ..recording import Recording, make_unique_labels
 from ._registry import Importer, register
@@ -281,10 +282,13 @@ def read_xdf(loc: Location, *, strict: bool = True, timestamps: bool = True,
             if lab in renamed:
                 extra["original_label"] = renamed[lab]
             extras.append(extra)
+        # An integer stream is kept as its integers with the identity calibration: physical
+        # values are the same numbers, and the archive stores it compactly (version 2).
         rec.add_channels(labs[:len(labels)], data, rate,
                          [str(d.get("unit") or d.get("units") or "") for d in desc],
                          [str(d.get("type") or stype) for d in desc],
-                         infos=extras, t0=t0, grid=key)
+                         infos=extras, t0=t0, grid=key,
+                         calibration=IDENTITY if data.dtype.kind in "iu" else None)
         if timestamps:
             extra = {**common, "timestamps_of": key}
             if labs[-1] in renamed:

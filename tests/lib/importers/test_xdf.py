@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from biosigio_lib import Recording
+from biosigio_lib.calibration import IDENTITY
 from biosigio_lib.errors import BiosigIOError, CorruptFileError, TruncatedFileError
 from biosigio_lib.importers import guess_importer, iter_blocks
 from tests.conftest import requires
@@ -134,8 +135,11 @@ class TestXdfRealFiles:
             assert g.t0 == ts[0] - zero
             assert g.n_samples == len(ts)
             for i in range(s["time_series"].shape[1]):
-                assert _bits(rec.channel_data(f"{name}_{i}"),
-                             np.ascontiguousarray(s["time_series"][:, i]))
+                want = np.ascontiguousarray(s["time_series"][:, i])
+                # integer streams are kept as their integers (identity calibration)
+                assert _bits(g.stored(f"{name}_{i}"), want)
+                if want.dtype.kind in "iu":
+                    assert _bits(rec.channel_data(f"{name}_{i}"), want.astype(np.float64))
             assert _bits(rec.channel_data(f"{name}_timestamps"), ts - zero)
         assert len(rec.events) == n_events
 
@@ -213,7 +217,8 @@ class TestXdfGenerated:
         assert rec.channels["Fz"]["physical_dimension"] == "uV"
         assert rec.channels["x"]["channel_type"] == "ACC"
         assert rec.channels["EEGamp_timestamps"]["channel_type"] == "SYSCLOCK"
-        assert rec.channel_data("Fz").dtype == np.int16
+        assert rec.grid_of("Fz").stored("Fz").dtype == np.int16
+        assert rec.calibration("Fz") == IDENTITY
         assert rec.channel_data("x").dtype == np.float32
         ev = rec.events
         assert ev["description"].tolist() == ["go", "5", "7", "stop, now"]
