@@ -2,8 +2,9 @@
 
 Compatible with biosigio 1.2's envelope (``{"__biosigio_type__": "datetime", "value": iso}``),
 extended to dates, times, timedeltas, bytes, numpy scalars/arrays, tuples, sets, non-finite
-floats and dicts with non-string keys. Unknown objects are stored as their ``repr`` with a
-warning: nothing an importer puts in metadata may make an exporter fail.
+floats, dicts with non-string keys and strings that are not valid UTF-8 (surrogates).
+Unknown objects are stored as their ``repr`` with a warning: nothing an importer puts in
+metadata may make an exporter fail.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TYPE_KEY", "decode", "dumps", "encode", "loads"]
+__all__ = ["TYPE_KEY", "decode", "dumps", "encode", "loads", "utf8_safe"]
 
 TYPE_KEY = "__biosigio_type__"
 
@@ -29,9 +30,31 @@ def _env(kind: str, value: Any, **extra: Any) -> dict[str, Any]:
     return {TYPE_KEY: kind, "value": value, **extra}
 
 
+def utf8_safe(text: str) -> bool:
+    """True when ``text`` encodes as strict UTF-8 (no lone or surrogate-escaped code points)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_str(text: str) -> Any:
+    """A string as is, or, if it holds surrogates (undecodable bytes of a Latin-1 file name,
+    a lone surrogate), an envelope: base64 of its code points encoded with ``surrogatepass``
+    (exact), and a readable ``text`` with the odd code points backslash-escaped."""
+    if utf8_safe(text):
+        return text
+    raw = text.encode("utf-8", "surrogatepass")
+    return _env("str", base64.b64encode(raw).decode("ascii"),
+                text=text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 def encode(obj: Any) -> Any:
     """Return a structure of plain JSON types (str/int/float/bool/None/list/dict) for ``obj``."""
-    if obj is None or isinstance(obj, (bool, str)):
+    if isinstance(obj, str):
+        return _encode_str(obj)
+    if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, int) and not isinstance(obj, np.integer):
         return obj
@@ -75,9 +98,9 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return _env("decimal", str(obj))
     if isinstance(obj, PurePath):
-        return str(obj)
+        return _encode_str(str(obj))
     if isinstance(obj, Mapping):
-        if all(isinstance(k, str) for k in obj):
+        if all(isinstance(k, str) and utf8_safe(k) for k in obj):
             if TYPE_KEY in obj:  # a user dict that looks like an envelope: wrap it
                 return _env("dict", {k: encode(v) for k, v in obj.items()})
             return {k: encode(v) for k, v in obj.items()}
@@ -120,6 +143,8 @@ def _decode_env(d: dict[str, Any]) -> Any:
         return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
     if kind == "bytes":
         return base64.b64decode(value)
+    if kind == "str":
+        return base64.b64decode(value).decode("utf-8", "surrogatepass")
     if kind == "float":
         return float(value)
     if kind == "decimal":

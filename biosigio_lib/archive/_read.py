@@ -20,7 +20,14 @@ import numpy as np
 from .._fs import Location, resolve
 from ..errors import ArchiveFormatError, CorruptFileError, FileReadError, TruncatedFileError
 from ..recording import CORE_CHANNEL_KEYS, Grid, Recording, _window, grid_key
-from ._schema import MANIFEST_FORMAT, MANIFEST_NAME, decode_events, index_column, parse_blob
+from ._schema import (
+    COLUMN_LABELS_KEY,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    decode_events,
+    index_column,
+    parse_blob,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -144,6 +151,8 @@ class _GridPlan:
     n_samples: int
     labels: list[str]
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: label -> its column name (they differ only for labels that are not valid UTF-8)
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 def _foreign_grid(src: _Source, time_name: str | None) -> tuple[float, float]:
@@ -173,13 +182,13 @@ def _plan(src: _Source) -> _GridPlan | None:
         raise ArchiveFormatError("the table repeats a column name", path=src.loc.url)
     time_name = ext.get("time_column") or index_column(src.schema)
     channels = src.blob["channels"]
-    labels = [n for n in names if n != time_name]
-    missing = [n for n in labels if n not in channels]
+    cols = [n for n in names if n != time_name]
+    missing = [n for n in cols if n not in channels]
     if missing:
         raise ArchiveFormatError(f"column(s) {missing[:5]} have no channel entry in the "
                                  "'biosigio' metadata", path=src.loc.url)
     grid = ext.get("grid")
-    if grid is None and not labels:
+    if grid is None and not cols:
         return None
     if grid is not None:
         key, rate, t0, n = str(grid["key"]), float(grid["rate"]), float(grid["t0"]), \
@@ -192,7 +201,14 @@ def _plan(src: _Source) -> _GridPlan | None:
     if rows != n:
         raise ArchiveFormatError(f"the table has {rows} rows, its metadata says {n}",
                                  path=src.loc.url)
-    return _GridPlan(src, key, rate, t0, n, labels, {lab: dict(channels[lab]) for lab in labels})
+    escaped = ext.get(COLUMN_LABELS_KEY) or {}
+    labels = [str(escaped.get(c, c)) for c in cols]
+    if len(set(labels)) != len(labels):
+        raise ArchiveFormatError(f"the '{COLUMN_LABELS_KEY}' metadata maps two columns to "
+                                 "one channel label", path=src.loc.url)
+    return _GridPlan(src, key, rate, t0, n, labels,
+                     {lab: dict(channels[c]) for lab, c in zip(labels, cols)},
+                     dict(zip(labels, cols)))
 
 
 def _runs(labels: list[str], dtypes: dict[str, np.dtype[Any]]) -> list[list[str]]:
@@ -238,8 +254,9 @@ def _read_rows(plan: _GridPlan, labels: list[str], i0: int, i1: int,
             cols = groups[g]
             key = g if per_group else None
             if key not in handles:
-                handles[key] = src.open(cols if per_group else None)
-            table = src.read_chunk(handles[key], i, cols)
+                handles[key] = src.open([plan.columns[lab] for lab in cols] if per_group
+                                        else None)
+            table = src.read_chunk(handles[key], i, [plan.columns[lab] for lab in cols])
             for j, lab in enumerate(cols):
                 out, row = outs[lab]
                 col = table.column(j)
@@ -264,7 +281,7 @@ def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
         return
     i0, i1 = _window(Grid(plan.key, plan.rate, plan.n_samples, plan.t0), tmin, tmax)
     t0 = plan.t0 + i0 / plan.rate if i0 else plan.t0  # exactly as Recording.select
-    dtypes = {lab: _numpy_dtype(plan.source, lab) for lab in labels}
+    dtypes = {lab: _numpy_dtype(plan.source, plan.columns[lab]) for lab in labels}
     runs = _runs(labels, dtypes)
     blocks = [np.empty((len(run), i1 - i0), dtype=dtypes[run[0]]) for run in runs]
     outs = {lab: (block, r) for run, block in zip(runs, blocks) for r, lab in enumerate(run)}

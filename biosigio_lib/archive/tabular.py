@@ -22,11 +22,13 @@ from .._fs import Location, atomic_target, resolve
 from ..errors import InvalidChannelError, WriteError
 from ._read import read_archive
 from ._schema import (
+    COLUMN_LABELS_KEY,
     FORMAT_VERSION,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     METADATA_KEY,
     build_blob,
+    column_names,
     pandas_metadata,
     time_column_name,
 )
@@ -55,7 +57,8 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
     import pyarrow as pa
 
     labels = list(grid.labels) if grid is not None else []
-    time_name = time_column_name(labels)
+    names = column_names(labels)  # = labels unless a label is not valid UTF-8
+    time_name = time_column_name(names)
     columns = [pa.array(grid.channel(lab)) for lab in labels] if grid is not None else []
     times = grid.times if grid is not None else np.empty(0, np.float64)
     columns.append(pa.array(times))
@@ -65,12 +68,15 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
     if grid is not None:
         ext["grid"] = {"key": grid.key, "rate": grid.rate, "t0": grid.t0,
                        "n_samples": grid.n_samples}
-    blob = build_blob(rec.metadata, {lab: rec.channels[lab] for lab in labels}, events,
-                      ext)
-    fields = [pa.field(lab, col.type, nullable=False) for lab, col in zip(labels, columns)]
+    escaped = {name: lab for name, lab in zip(names, labels) if name != lab}
+    if escaped:
+        ext[COLUMN_LABELS_KEY] = escaped
+    blob = build_blob(rec.metadata, {name: rec.channels[lab] for name, lab in
+                                     zip(names, labels)}, events, ext)
+    fields = [pa.field(name, col.type, nullable=False) for name, col in zip(names, columns)]
     fields.append(pa.field(time_name, pa.float64(), nullable=False))
     schema = pa.schema(fields, metadata={
-        b"pandas": pandas_metadata(labels, dtypes, time_name), METADATA_KEY: blob})
+        b"pandas": pandas_metadata(names, dtypes, time_name), METADATA_KEY: blob})
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -168,9 +174,12 @@ def _write_folder(rec: Recording, grids: list[Grid], tmp: Location, container: s
                    "n_samples": g.n_samples, "labels": list(g.labels)}
                   for name, g in zip(names, grids)],
     }
+    try:
+        text = json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8")
+    except UnicodeEncodeError:  # a label that is not valid UTF-8: \uXXXX escapes keep it
+        text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, indent=1).encode("ascii")
     with tmp.fs.open(tmp.child(MANIFEST_NAME).path, "wb") as fh:
-        fh.write(json.dumps(manifest, ensure_ascii=False, allow_nan=False,
-                            indent=1).encode("utf-8"))
+        fh.write(text)
 
 
 def write_parquet(rec: Recording, path: str | os.PathLike[str], *, overwrite: bool = False,
