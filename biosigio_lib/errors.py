@@ -21,6 +21,7 @@ __all__ = [
     "MissingSidecarError",
     "MixedSamplingRateError",
     "NonFiniteValueError",
+    "SourceNotFoundError",
     "StoreExistsError",
     "TruncatedFileError",
     "UnsupportedFormatError",
@@ -81,6 +82,19 @@ class MissingSidecarError(BiosigIOError, FileNotFoundError):
     """A companion file the format needs (WFDB signal file, BIDS sidecar) is absent."""
 
     code = "missing_sidecar"
+
+
+class SourceNotFoundError(BiosigIOError, FileNotFoundError):
+    """The file, folder or URL to read does not exist."""
+
+    code = "not_found"
+
+
+def source_not_found(url: str) -> SourceNotFoundError:
+    """The error for a missing input: names it and says what to check."""
+    return SourceNotFoundError(
+        "no such file or folder; check the path (spelling, working directory, mounted drive) "
+        "or, for a URL, the protocol, bucket and storage_options", path=url)
 
 
 class MixedSamplingRateError(BiosigIOError, ValueError):
