@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -48,6 +49,32 @@ def _encode_str(text: str) -> Any:
     raw = text.encode("utf-8", "surrogatepass")
     return _env("str", base64.b64encode(raw).decode("ascii"),
                 text=text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _zone_extra(obj: dt.datetime | dt.time) -> dict[str, Any]:
+    """What ISO text loses: a named zone's key (``Europe/Berlin``, not just ``+01:00``) and
+    ``fold=1`` (the second of a repeated wall-clock hour). Readers that ignore these keys
+    (biosigio 1.2) still get the right instant from the ISO offset."""
+    extra: dict[str, Any] = {}
+    if isinstance(obj.tzinfo, ZoneInfo) and obj.tzinfo.key:
+        extra["tz"] = obj.tzinfo.key
+    if obj.fold:
+        extra["fold"] = 1
+    return extra
+
+
+def _with_zone(value: dt.datetime, d: dict[str, Any]) -> dt.datetime:
+    """Re-attach the zone key and fold written by :func:`_zone_extra` (old form: as is)."""
+    key, fold = d.get("tz"), int(d.get("fold", 0))
+    if isinstance(key, str):
+        try:
+            zone = ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError):
+            warnings.warn(f"time zone {key!r} is unknown here; keeping the fixed UTC offset "
+                          f"of {value.isoformat()}", stacklevel=3)
+            return value.replace(fold=fold)
+        return value.replace(tzinfo=zone, fold=fold)  # the ISO text is the wall-clock time
+    return value.replace(fold=fold) if fold else value
 
 
 def encode(obj: Any) -> Any:
@@ -84,11 +111,11 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, dt.datetime):  # before date: datetime is a date subclass
         if getattr(obj, "nanosecond", 0):  # a pandas Timestamp finer than datetime holds
             return _env("timestamp", obj.isoformat())
-        return _env("datetime", obj.isoformat())
+        return _env("datetime", obj.isoformat(), **_zone_extra(obj))
     if isinstance(obj, dt.date):
         return _env("date", obj.isoformat())
     if isinstance(obj, dt.time):
-        return _env("time", obj.isoformat())
+        return _env("time", obj.isoformat(), **({"fold": 1} if obj.fold else {}))
     if isinstance(obj, dt.timedelta) and getattr(obj, "nanoseconds", 0):  # pandas Timedelta
         return _env("pd_timedelta", int(obj.value))
     if isinstance(obj, dt.timedelta):
@@ -127,7 +154,7 @@ def encode(obj: Any) -> Any:
 def _decode_env(d: dict[str, Any]) -> Any:
     kind, value = d[TYPE_KEY], d.get("value")
     if kind == "datetime":
-        return dt.datetime.fromisoformat(value)
+        return _with_zone(dt.datetime.fromisoformat(value), d)
     if kind in ("nat", "timestamp", "pd_timedelta"):
         import pandas as pd
 
@@ -137,7 +164,7 @@ def _decode_env(d: dict[str, Any]) -> Any:
     if kind == "date":
         return dt.date.fromisoformat(value)
     if kind == "time":
-        return dt.time.fromisoformat(value)
+        return dt.time.fromisoformat(value).replace(fold=int(d.get("fold", 0)))
     if kind == "timedelta":
         days, seconds, micro = value
         return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
