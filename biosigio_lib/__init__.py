@@ -22,6 +22,7 @@ from .errors import (
     SourceNotFoundError,
     StoreExistsError,
     TruncatedFileError,
+    UnrepresentableValueError,
     UnsupportedFormatError,
     WriteError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "SourceNotFoundError",
     "StoreExistsError",
     "TruncatedFileError",
+    "UnrepresentableValueError",
     "UnsupportedFormatError",
     "WriteError",
     "errors",

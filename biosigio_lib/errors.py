@@ -24,6 +24,7 @@ __all__ = [
     "SourceNotFoundError",
     "StoreExistsError",
     "TruncatedFileError",
+    "UnrepresentableValueError",
     "UnsupportedFormatError",
     "WriteError",
 ]
@@ -125,6 +126,13 @@ class NonFiniteValueError(BiosigIOError, ValueError):
     """NaN/Inf met where a finite value is required (an event onset, a sampling rate)."""
 
     code = "non_finite_value"
+
+
+class UnrepresentableValueError(BiosigIOError, ValueError):
+    """A finite value cannot be stored within the bound the output would state (beyond the
+    float32 range, or too large to resample without overflow)."""
+
+    code = "unrepresentable_value"
 
 
 class StoreExistsError(BiosigIOError, FileExistsError):
