@@ -2,8 +2,9 @@
 
 Compatible with biosigio 1.2's envelope (``{"__biosigio_type__": "datetime", "value": iso}``),
 extended to dates, times, timedeltas, bytes, numpy scalars/arrays, tuples, sets, non-finite
-floats and dicts with non-string keys. Unknown objects are stored as their ``repr`` with a
-warning: nothing an importer puts in metadata may make an exporter fail.
+floats, dicts with non-string keys and strings that are not valid UTF-8 (surrogates).
+Unknown objects are stored as their ``repr`` with a warning: nothing an importer puts in
+metadata may make an exporter fail.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-__all__ = ["TYPE_KEY", "decode", "dumps", "encode", "loads"]
+__all__ = ["TYPE_KEY", "decode", "dumps", "encode", "loads", "utf8_safe"]
 
 TYPE_KEY = "__biosigio_type__"
 
@@ -29,9 +31,57 @@ def _env(kind: str, value: Any, **extra: Any) -> dict[str, Any]:
     return {TYPE_KEY: kind, "value": value, **extra}
 
 
+def utf8_safe(text: str) -> bool:
+    """True when ``text`` encodes as strict UTF-8 (no lone or surrogate-escaped code points)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_str(text: str) -> Any:
+    """A string as is, or, if it holds surrogates (undecodable bytes of a Latin-1 file name,
+    a lone surrogate), an envelope: base64 of its code points encoded with ``surrogatepass``
+    (exact), and a readable ``text`` with the odd code points backslash-escaped."""
+    if utf8_safe(text):
+        return text
+    raw = text.encode("utf-8", "surrogatepass")
+    return _env("str", base64.b64encode(raw).decode("ascii"),
+                text=text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _zone_extra(obj: dt.datetime | dt.time) -> dict[str, Any]:
+    """What ISO text loses: a named zone's key (``Europe/Berlin``, not just ``+01:00``) and
+    ``fold=1`` (the second of a repeated wall-clock hour). Readers that ignore these keys
+    (biosigio 1.2) still get the right instant from the ISO offset."""
+    extra: dict[str, Any] = {}
+    if isinstance(obj.tzinfo, ZoneInfo) and obj.tzinfo.key:
+        extra["tz"] = obj.tzinfo.key
+    if obj.fold:
+        extra["fold"] = 1
+    return extra
+
+
+def _with_zone(value: dt.datetime, d: dict[str, Any]) -> dt.datetime:
+    """Re-attach the zone key and fold written by :func:`_zone_extra` (old form: as is)."""
+    key, fold = d.get("tz"), int(d.get("fold", 0))
+    if isinstance(key, str):
+        try:
+            zone = ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError):
+            warnings.warn(f"time zone {key!r} is unknown here; keeping the fixed UTC offset "
+                          f"of {value.isoformat()}", stacklevel=3)
+            return value.replace(fold=fold)
+        return value.replace(tzinfo=zone, fold=fold)  # the ISO text is the wall-clock time
+    return value.replace(fold=fold) if fold else value
+
+
 def encode(obj: Any) -> Any:
     """Return a structure of plain JSON types (str/int/float/bool/None/list/dict) for ``obj``."""
-    if obj is None or isinstance(obj, (bool, str)):
+    if isinstance(obj, str):
+        return _encode_str(obj)
+    if obj is None or isinstance(obj, bool):
         return obj
     if isinstance(obj, int) and not isinstance(obj, np.integer):
         return obj
@@ -61,11 +111,11 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, dt.datetime):  # before date: datetime is a date subclass
         if getattr(obj, "nanosecond", 0):  # a pandas Timestamp finer than datetime holds
             return _env("timestamp", obj.isoformat())
-        return _env("datetime", obj.isoformat())
+        return _env("datetime", obj.isoformat(), **_zone_extra(obj))
     if isinstance(obj, dt.date):
         return _env("date", obj.isoformat())
     if isinstance(obj, dt.time):
-        return _env("time", obj.isoformat())
+        return _env("time", obj.isoformat(), **({"fold": 1} if obj.fold else {}))
     if isinstance(obj, dt.timedelta) and getattr(obj, "nanoseconds", 0):  # pandas Timedelta
         return _env("pd_timedelta", int(obj.value))
     if isinstance(obj, dt.timedelta):
@@ -75,9 +125,9 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return _env("decimal", str(obj))
     if isinstance(obj, PurePath):
-        return str(obj)
+        return _encode_str(str(obj))
     if isinstance(obj, Mapping):
-        if all(isinstance(k, str) for k in obj):
+        if all(isinstance(k, str) and utf8_safe(k) for k in obj):
             if TYPE_KEY in obj:  # a user dict that looks like an envelope: wrap it
                 return _env("dict", {k: encode(v) for k, v in obj.items()})
             return {k: encode(v) for k, v in obj.items()}
@@ -104,7 +154,7 @@ def encode(obj: Any) -> Any:
 def _decode_env(d: dict[str, Any]) -> Any:
     kind, value = d[TYPE_KEY], d.get("value")
     if kind == "datetime":
-        return dt.datetime.fromisoformat(value)
+        return _with_zone(dt.datetime.fromisoformat(value), d)
     if kind in ("nat", "timestamp", "pd_timedelta"):
         import pandas as pd
 
@@ -114,12 +164,14 @@ def _decode_env(d: dict[str, Any]) -> Any:
     if kind == "date":
         return dt.date.fromisoformat(value)
     if kind == "time":
-        return dt.time.fromisoformat(value)
+        return dt.time.fromisoformat(value).replace(fold=int(d.get("fold", 0)))
     if kind == "timedelta":
         days, seconds, micro = value
         return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
     if kind == "bytes":
         return base64.b64decode(value)
+    if kind == "str":
+        return base64.b64decode(value).decode("utf-8", "surrogatepass")
     if kind == "float":
         return float(value)
     if kind == "decimal":

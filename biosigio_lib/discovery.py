@@ -347,6 +347,15 @@ def list_sources(root: str | os.PathLike[str], *,
     return out
 
 
+def _name_bytes(name: str) -> bytes:
+    """A file name's bytes: UTF-8, with surrogate-escaped bytes of a non-UTF-8 (e.g. Latin-1)
+    name restored as the original bytes, and any other lone surrogate passed through."""
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogatepass")
+
+
 def checksum(source: SourceRecording, *,
              storage_options: Mapping[str, Any] | None = None) -> str:
     """SHA-256 over the recording's files (their names relative to the main file, then bytes)."""
@@ -355,7 +364,7 @@ def checksum(source: SourceRecording, *,
     for url in source.files:
         loc = resolve(url, storage_options if "://" in url else None)
         rel = url[len(base) + 1:] if url.startswith(base + "/") else url.rsplit("/", 1)[-1]
-        h.update(rel.encode() + b"\0")
+        h.update(_name_bytes(rel) + b"\0")
         with loc.fs.open(loc.path, "rb") as fh:
             while chunk := fh.read(_CHUNK):
                 h.update(chunk)

@@ -21,8 +21,10 @@ __all__ = [
     "MissingSidecarError",
     "MixedSamplingRateError",
     "NonFiniteValueError",
+    "SourceNotFoundError",
     "StoreExistsError",
     "TruncatedFileError",
+    "UnrepresentableValueError",
     "UnsupportedFormatError",
     "WriteError",
 ]
@@ -83,6 +85,19 @@ class MissingSidecarError(BiosigIOError, FileNotFoundError):
     code = "missing_sidecar"
 
 
+class SourceNotFoundError(BiosigIOError, FileNotFoundError):
+    """The file, folder or URL to read does not exist."""
+
+    code = "not_found"
+
+
+def source_not_found(url: str) -> SourceNotFoundError:
+    """The error for a missing input: names it and says what to check."""
+    return SourceNotFoundError(
+        "no such file or folder; check the path (spelling, working directory, mounted drive) "
+        "or, for a URL, the protocol, bucket and storage_options", path=url)
+
+
 class MixedSamplingRateError(BiosigIOError, ValueError):
     """A single-grid view was asked of a recording whose channels have several rates."""
 
@@ -111,6 +126,13 @@ class NonFiniteValueError(BiosigIOError, ValueError):
     """NaN/Inf met where a finite value is required (an event onset, a sampling rate)."""
 
     code = "non_finite_value"
+
+
+class UnrepresentableValueError(BiosigIOError, ValueError):
+    """A finite value cannot be stored within the bound the output would state (beyond the
+    float32 range, or too large to resample without overflow)."""
+
+    code = "unrepresentable_value"
 
 
 class StoreExistsError(BiosigIOError, FileExistsError):

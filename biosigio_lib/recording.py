@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from . import _jsonsafe
 from .calibration import Calibration, to_physical
 from .channels import modality_for, normalise_type
 from .errors import (
@@ -512,9 +513,9 @@ class Recording:
             raise InvalidChannelError(f"add_events: onsets/durations must be numbers ({exc})"
                                       ) from exc
         frame = pd.DataFrame({"onset": onset_a, "duration": np.array(dur, dtype=np.float64),
-                              "description": np.array(desc, dtype=object)})
+                              "description": _text_column(np.array(desc, dtype=object))})
         for name, values in extra.items():
-            frame[name] = values
+            frame[name] = _text_column(values)
         self._append_events(frame)
 
     def _flush(self) -> None:
@@ -524,12 +525,18 @@ class Recording:
         frame = pd.DataFrame({
             "onset": np.asarray(onsets, dtype=np.float64),
             "duration": np.asarray(durs, dtype=np.float64),
-            "description": np.asarray(descs, dtype=object),
+            "description": _text_column(np.asarray(descs, dtype=object)),
         })
         if any(self._pending_extra):
-            extra = pd.DataFrame.from_records(self._pending_extra)
+            try:
+                extra = pd.DataFrame.from_records(self._pending_extra)
+            except UnicodeEncodeError:  # a non-UTF-8 string: that column stays object
+                names = list(dict.fromkeys(k for row in self._pending_extra for k in row))
+                extra = pd.DataFrame({k: _text_column(np.array(
+                    [row.get(k, np.nan) for row in self._pending_extra], dtype=object))
+                    for k in names})
             for col in extra.columns:
-                frame[col] = extra[col].to_numpy()
+                frame[col] = _text_column(extra[col].to_numpy())
         self._pending, self._pending_extra = [], []
         self._append_events(frame)
 
@@ -665,6 +672,16 @@ class Recording:
 
 def _extras(info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k not in CORE_CHANNEL_KEYS}
+
+
+def _text_column(values: Any) -> Any:
+    """``values`` unchanged, or as an object Series when it holds a string that is not valid
+    UTF-8 (surrogates): pandas' pyarrow-backed ``str`` dtype cannot hold those."""
+    arr = np.asarray(values) if not isinstance(values, pd.Series) else values.to_numpy()
+    if arr.dtype.kind not in "OU" or all(
+            not isinstance(v, str) or _jsonsafe.utf8_safe(v) for v in arr.ravel().tolist()):
+        return values
+    return pd.Series(arr, dtype=object)
 
 
 def _event_number(value: Any, what: str) -> float:

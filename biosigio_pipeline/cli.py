@@ -13,6 +13,12 @@ from . import settings
 __all__ = ["main"]
 
 
+def _show(text: object) -> str:
+    """Text safe to print on a strict UTF-8 console: a non-UTF-8 file name (surrogate-escaped
+    bytes) is shown backslash-escaped instead of failing the command after its work is done."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -26,11 +32,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     res = convert(args.path, os.fspath(args.out), params, feather=not args.no_feather,
                   progress=not args.quiet)
     for key, urls in res.outputs.items():
-        print(f"{key}:")
+        print(f"{_show(key)}:")
         for name, url in urls.items():
-            print(f"  {name:<8} {url}")
+            print(f"  {name:<8} {_show(url)}")
     for key, err in res.errors.items():
-        print(f"{key}: FAILED {err}", file=sys.stderr)
+        print(f"{_show(key)}: FAILED {_show(err)}", file=sys.stderr)
     return 1 if res.errors else 0
 
 
@@ -40,7 +46,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     found = discover(args.root, checksums=args.checksums)
     for s in found.sources:
         print(json.dumps(s.to_dict()) if args.json else
-              f"{s.key:<60} {s.format:<5} {len(s.files):>3} files {s.size:>12} B")
+              f"{_show(s.key):<60} {s.format:<5} {len(s.files):>3} files {s.size:>12} B")
     return 0
 
 
@@ -109,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BiosigIOError, OSError, ValueError, TypeError) as exc:  # a missing path, settings
         if args.verbose:
             raise
-        print(f"biosigio-pipeline {args.command}: error: {exc}", file=sys.stderr)
+        print(f"biosigio-pipeline {args.command}: error: {_show(exc)}", file=sys.stderr)
         return 2
 
 

@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ..recording import CORE_CHANNEL_KEYS, Grid, Recording, _window, grid_key
 from ._schema import (
+    COLUMN_LABELS_KEY,
     COMPACT_VERSION,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
@@ -158,6 +159,8 @@ class _GridPlan:
     n_samples: int
     labels: list[str]
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: label -> its column name (they differ only for labels that are not valid UTF-8)
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 def _foreign_grid(src: _Source, time_name: str | None) -> tuple[float, float]:
@@ -188,13 +191,13 @@ def _plan(src: _Source) -> _GridPlan | None:
     time_name = ext.get("time_column") or index_column(src.schema)
     channels = src.blob["channels"]
     placeholder = ext.get("placeholder_column")
-    labels = [n for n in names if n not in (time_name, placeholder)]
-    missing = [n for n in labels if n not in channels]
+    cols = [n for n in names if n not in (time_name, placeholder)]
+    missing = [n for n in cols if n not in channels]
     if missing:
         raise ArchiveFormatError(f"column(s) {missing[:5]} have no channel entry in the "
                                  "'biosigio' metadata", path=src.loc.url)
     grid = ext.get("grid")
-    if grid is None and not labels:
+    if grid is None and not cols:
         return None
     if grid is not None:
         key, rate, t0, n = str(grid["key"]), float(grid["rate"]), float(grid["t0"]), \
@@ -207,7 +210,14 @@ def _plan(src: _Source) -> _GridPlan | None:
     if rows != n:
         raise ArchiveFormatError(f"the table has {rows} rows, its metadata says {n}",
                                  path=src.loc.url)
-    return _GridPlan(src, key, rate, t0, n, labels, {lab: dict(channels[lab]) for lab in labels})
+    escaped = ext.get(COLUMN_LABELS_KEY) or {}
+    labels = [str(escaped.get(c, c)) for c in cols]
+    if len(set(labels)) != len(labels):
+        raise ArchiveFormatError(f"the '{COLUMN_LABELS_KEY}' metadata maps two columns to "
+                                 "one channel label", path=src.loc.url)
+    return _GridPlan(src, key, rate, t0, n, labels,
+                     {lab: dict(channels[c]) for lab, c in zip(labels, cols)},
+                     dict(zip(labels, cols)))
 
 
 def _runs(labels: list[str], dtypes: dict[str, np.dtype[Any]],
@@ -255,8 +265,9 @@ def _read_rows(plan: _GridPlan, labels: list[str], i0: int, i1: int,
             cols = groups[g]
             key = g if per_group else None
             if key not in handles:
-                handles[key] = src.open(cols if per_group else None)
-            table = src.read_chunk(handles[key], i, cols)
+                handles[key] = src.open([plan.columns[lab] for lab in cols] if per_group
+                                        else None)
+            table = src.read_chunk(handles[key], i, [plan.columns[lab] for lab in cols])
             for j, lab in enumerate(cols):
                 out, row = outs[lab]
                 col = table.column(j)
@@ -286,13 +297,14 @@ def _calibrations(plan: _GridPlan, labels: list[str],
         raise ArchiveFormatError("the calibration entry is not a mapping", path=src.loc.url)
     out: dict[str, Calibration] = {}
     for lab in labels:
-        if lab not in raw:
+        col = plan.columns.get(lab, lab)
+        if col not in raw:
             continue
         if dtypes[lab].kind not in "iu":
             raise ArchiveFormatError(f"column {lab!r} is calibrated but holds {dtypes[lab]}, "
                                      "not integers", path=src.loc.url)
         try:
-            out[lab] = Calibration.from_json(raw[lab])
+            out[lab] = Calibration.from_json(raw[col])
         except (InvalidChannelError, AttributeError) as exc:
             raise ArchiveFormatError(f"column {lab!r}: {exc}", path=src.loc.url) from None
     return out
@@ -305,7 +317,7 @@ def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
         return
     i0, i1 = _window(Grid(plan.key, plan.rate, plan.n_samples, plan.t0), tmin, tmax)
     t0 = plan.t0 + i0 / plan.rate if i0 else plan.t0  # exactly as Recording.select
-    dtypes = {lab: _numpy_dtype(plan.source, lab) for lab in labels}
+    dtypes = {lab: _numpy_dtype(plan.source, plan.columns[lab]) for lab in labels}
     cals = _calibrations(plan, labels, dtypes)
     runs = _runs(labels, dtypes, cals)
     blocks = [np.empty((len(run), i1 - i0), dtype=dtypes[run[0]]) for run in runs]

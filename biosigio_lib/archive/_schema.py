@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "COLUMN_LABELS_KEY",
     "COMPACT_VERSION",
     "EXTENSION_KEY",
     "FORMAT",
@@ -35,6 +36,7 @@ __all__ = [
     "MANIFEST_NAME",
     "METADATA_KEY",
     "build_blob",
+    "column_names",
     "decode_events",
     "encode_events",
     "index_column",
@@ -60,6 +62,8 @@ EXTENSION_VERSION = 1
 #: The manifest of a multi-grid archive folder.
 MANIFEST_NAME = "biosigio-archive.json"
 MANIFEST_FORMAT = "biosigio-archive"
+#: Extension key mapping an escaped column name to its exact (non-UTF-8) channel label.
+COLUMN_LABELS_KEY = "column_labels"
 #: Time column candidates: pandas' own name for an unnamed index comes second.
 _TIME_NAMES = ("time", "__index_level_0__", "__time__")
 
@@ -74,6 +78,29 @@ def time_column_name(labels: Sequence[str]) -> str:
     while f"__time_{i}__" in taken:
         i += 1
     return f"__time_{i}__"
+
+
+def column_names(labels: Sequence[str]) -> list[str]:
+    """Parquet/Arrow column names for channel labels: the label itself when it is valid UTF-8,
+    else its backslash-escaped form (``'Fz\\udce9'``), made unique with ``~1``, ``~2``...
+
+    Arrow names must be UTF-8; a label decoded with surrogateescape (Latin-1 bytes) or holding
+    a lone surrogate is kept exactly in the blob (:data:`COLUMN_LABELS_KEY`) instead.
+    """
+    taken = {lab for lab in labels if _jsonsafe.utf8_safe(lab)}
+    names = []
+    for lab in labels:
+        if _jsonsafe.utf8_safe(lab):
+            names.append(lab)
+            continue
+        base = lab.encode("utf-8", "backslashreplace").decode("utf-8")
+        name, i = base, 0
+        while name in taken:
+            i += 1
+            name = f"{base}~{i}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def pandas_metadata(labels: Sequence[str], dtypes: Sequence[np.dtype[Any]],

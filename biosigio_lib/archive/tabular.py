@@ -22,12 +22,14 @@ from .._fs import Location, atomic_target, resolve
 from ..errors import InvalidChannelError, WriteError
 from ._read import read_archive
 from ._schema import (
+    COLUMN_LABELS_KEY,
     COMPACT_VERSION,
     FORMAT_VERSION,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     METADATA_KEY,
     build_blob,
+    column_names,
     pandas_metadata,
     time_column_name,
 )
@@ -66,6 +68,7 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
     import pyarrow as pa
 
     labels = list(grid.labels) if grid is not None else []
+    names = column_names(labels)  # = labels unless a label is not valid UTF-8
     columns = [pa.array(grid.stored(lab)) for lab in labels] if grid is not None else []
     ext: dict[str, Any] = {"chunk_rows": chunk_rows, **extension_extra}
     if grid is not None:
@@ -73,9 +76,13 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
                        "n_samples": grid.n_samples}
     cals = grid.calibrations if grid is not None else {}
     if cals:
-        ext["calibration"] = {lab: cals[lab].to_json() for lab in labels if lab in cals}
-    fields = [pa.field(lab, col.type, nullable=False) for lab, col in zip(labels, columns)]
-    channels = {lab: rec.channels[lab] for lab in labels}
+        ext["calibration"] = {name: cals[lab].to_json() for name, lab in zip(names, labels)
+                              if lab in cals}
+    escaped = {name: lab for name, lab in zip(names, labels) if name != lab}
+    if escaped:
+        ext[COLUMN_LABELS_KEY] = escaped
+    fields = [pa.field(name, col.type, nullable=False) for name, col in zip(names, columns)]
+    channels = {name: rec.channels[lab] for name, lab in zip(names, labels)}
     if compact:
         blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
         if not columns:  # a table needs a column to say how many rows it has (none)
@@ -84,7 +91,7 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
             blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
         return pa.Table.from_arrays(columns, schema=pa.schema(fields,
                                                               metadata={METADATA_KEY: blob}))
-    time_name = time_column_name(labels)
+    time_name = time_column_name(names)
     ext["time_column"] = time_name
     times = grid.times if grid is not None else np.empty(0, np.float64)
     columns.append(pa.array(times))
@@ -92,7 +99,7 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
     blob = build_blob(rec.metadata, channels, events, ext)
     fields.append(pa.field(time_name, pa.float64(), nullable=False))
     schema = pa.schema(fields, metadata={
-        b"pandas": pandas_metadata(labels, dtypes, time_name), METADATA_KEY: blob})
+        b"pandas": pandas_metadata(names, dtypes, time_name), METADATA_KEY: blob})
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -243,9 +250,12 @@ def _write_folder(rec: Recording, grids: list[Grid], tmp: Location, container: s
                    "n_samples": g.n_samples, "labels": list(g.labels)}
                   for name, g in zip(names, grids)],
     }
+    try:
+        text = json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8")
+    except UnicodeEncodeError:  # a label that is not valid UTF-8: \uXXXX escapes keep it
+        text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, indent=1).encode("ascii")
     with tmp.fs.open(tmp.child(MANIFEST_NAME).path, "wb") as fh:
-        fh.write(json.dumps(manifest, ensure_ascii=False, allow_nan=False,
-                            indent=1).encode("utf-8"))
+        fh.write(text)
 
 
 def write_parquet(rec: Recording, path: str | os.PathLike[str], *, overwrite: bool = False,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._fs import Location, resolve
-from ..errors import UnsupportedFormatError
+from ..errors import UnsupportedFormatError, source_not_found
 from ._registry import Importer, get_importer, guess_importer, list_importers, register
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ for _mod in _BUILTIN:
 def _pick(where: str | os.PathLike[str] | Location, importer: str | None,
           storage_options: dict[str, Any] | None) -> tuple[Importer, Location]:
     loc = resolve(where, storage_options)
+    if not loc.exists():
+        raise source_not_found(loc.url)
     if not importer:
         imp = guess_importer(loc)
     else:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._fs import Location, resolve
-from ..errors import MissingDependencyError, UnsupportedFormatError
+from ..errors import MissingDependencyError, UnsupportedFormatError, source_not_found
 
 if TYPE_CHECKING:
     from ..recording import Recording
@@ -118,7 +118,7 @@ def guess_importer(where: str | os.PathLike[str] | Location, **storage: Any) -> 
     """The importer for a path: content check, magic bytes, then suffix."""
     loc = resolve(where, storage.get("storage_options"))
     if not loc.exists():
-        raise FileNotFoundError(f"{loc.url}: no such file or folder")
+        raise source_not_found(loc.url)
     is_dir = bool(loc.fs.isdir(loc.path))
     head = b"" if is_dir else _head(loc)
     name = loc.path.rstrip("/").rsplit("/", 1)[-1]

@@ -31,6 +31,7 @@ from ..errors import (
     FileReadError,
     TruncatedFileError,
     UnsupportedFormatError,
+    source_not_found,
 )
 from ..recording import Recording, make_unique_labels
 from ._registry import Importer, register
@@ -354,7 +355,7 @@ def read_wfdb(loc: Location, *, annotations: bool = True, sampfrom: int = 0,
     """
     _hea_path(loc.path)
     if not loc.exists():
-        raise FileNotFoundError(f"{loc.url}: no such file")
+        raise source_not_found(loc.url)
     with _local_record(loc) as local:
         header = _read_header(local)
         files = check_signal_files(os.path.dirname(local), header)

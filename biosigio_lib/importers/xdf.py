@@ -27,7 +27,7 @@ import pandas as pd
 
 from .._fs import Location
 from ..calibration import IDENTITY
-from ..errors import BiosigIOError, CorruptFileError, FileReadError
+from ..errors import BiosigIOError, CorruptFileError, FileReadError, source_not_found
 from ..recording import Recording, make_unique_labels
 from ._registry import Importer, register
 from ._xdf_chunks import MAGIC, ChunkSummary, scan_chunks
@@ -207,7 +207,7 @@ def read_xdf(loc: Location, *, strict: bool = True, timestamps: bool = True,
     if unknown:
         raise TypeError(f"unknown XDF read option(s) {unknown}; known: {_PYXDF_OPTIONS}")
     if not loc.exists():
-        raise FileNotFoundError(f"{loc.url}: no such file")
+        raise source_not_found(loc.url)
     streams, header, summary, problems = _load(loc, strict, options)
     infos = [_stream_info(s, summary) for s in streams]
     names = [i["name"] for i in infos]

@@ -16,9 +16,10 @@ import numpy as np
 
 from ..calibration import Calibration
 from ..channels import DISCRETE_TYPES
+from ..errors import UnrepresentableValueError
 from . import layout
 from .params import ServingParams
-from .quantize import Int16Scale, float32_error, int16_scale, quantize_into
+from .quantize import F32_MAX, Int16Scale, fits_float32, float32_error, int16_scale, quantize_into
 from .resample import (
     FilterPlan,
     Ratio,
@@ -39,6 +40,33 @@ __all__ = ["GroupPlan", "Level0Stats", "RowSet", "gather", "plan_groups", "scale
            "shard_block"]
 
 _DIRECT_BLOCK = 1 << 18  # output samples per job when no filtering is needed
+#: Largest finite |value| a filtered channel may hold: int16 stores filter in float32 relative
+#: to a reference (|x - ref| <= 2 |x|, times the filter's overshoot), float32 stores keep the
+#: output in float32; beyond this the filter would overflow to inf (stored as NaN).
+FILTER_ABS_LIMIT = F32_MAX / 8
+
+
+def _finite_absmax(src: Source) -> np.ndarray:
+    """Per row: the largest finite |value| of the source (a chunked pass, little memory)."""
+    out = np.zeros(src.n_ch)
+    step = max(1024, (1 << 20) // max(1, src.n_ch))
+    for s in range(0, src.n_in, step):
+        v = np.asarray(src.get(s, min(src.n_in, s + step)))
+        if v.dtype.kind != "f":
+            return np.full(src.n_ch, 0.0)  # integers are far below the limit
+        a = np.abs(v)
+        a[~np.isfinite(a)] = 0.0
+        np.maximum(out, a.max(axis=1, initial=0.0), out=out)
+    return out
+
+
+def _refuse(group: str, labels: list[str], bad: np.ndarray, absmax: np.ndarray,
+            why: str, fix: str) -> UnrepresentableValueError:
+    """The typed error naming the group, the channels and their magnitude, and the way out."""
+    which = [f"{labels[i]!r} (|x| up to {absmax[i]:.3g})" for i in np.flatnonzero(bad)[:5]]
+    return UnrepresentableValueError(
+        f"group {group!r}: channel(s) {', '.join(which)} {why}; {fix} or rescale the channel "
+        "(e.g. a unit with a prefix)")
 
 
 @dataclass
@@ -137,6 +165,9 @@ class Level0Stats:
     filtered: np.ndarray
     #: per filtered row set, the first-pass blocks ``(k0, samples)`` below ``keep``
     heads: dict[int, list[tuple[int, np.ndarray]]] = field(default_factory=dict)
+    #: the group's name and channel labels (for errors that name a channel)
+    group: str = ""
+    labels: list[str] = field(default_factory=list)
 
 
 def _finite_minmax(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -183,11 +214,19 @@ def gather(gp: GroupPlan, params: ServingParams, pool: ThreadPoolExecutor,
     st = Level0Stats(np.full(n_ch, np.nan), np.full(n_ch, np.nan), np.zeros(n_ch, bool),
                      np.zeros(n_ch, np.int64), np.zeros(n_ch, np.int64), np.zeros(n_ch), {},
                      {}, np.zeros(n_ch, bool))
+    st.group, st.labels = gp.name, list(gp.labels)
     int16 = params.dtype == "int16"
     for idx, rs in enumerate(gp.rowsets):
         k = len(rs.pos)
         if rs.filtered and gp.plan is not None:
             plan = gp.plan
+            absmax = _finite_absmax(rs.src)
+            big = absmax > FILTER_ABS_LIMIT
+            if big.any():
+                raise _refuse(gp.name, [gp.labels[p] for p in rs.pos], big, absmax,
+                              f"are too large to resample from {gp.native:g} Hz without "
+                              f"overflow (limit {FILTER_ABS_LIMIT:.3g})",
+                              "set the modality's rate cap to None (keep the native rate)")
             ref = reference_values(rs.src)
             buf = None if buffer_dtype is None else np.empty((k, n_out), dtype=buffer_dtype)
             head: list[tuple[int, np.ndarray]] = []
@@ -242,6 +281,12 @@ def scales(st: Level0Stats, params: ServingParams) -> tuple[Int16Scale | None, n
     """
     if params.dtype == "float32":
         absmax = np.fmax(np.abs(st.vmin), np.abs(st.vmax))
+        over = ~fits_float32(absmax)
+        if over.any():  # float32 would store inf under a finite bound: refuse, never lie
+            labels = st.labels or [f"#{i}" for i in range(len(absmax))]
+            raise _refuse(st.group, labels, over, absmax,
+                          "exceed the float32 range (3.4e38) of this store",
+                          "store with dtype='int16' (scaled, with a stated bound)")
         return None, float32_error(absmax)
     absrel = np.nan_to_num(np.fmax(np.abs(st.vmin), np.abs(st.vmax)))
     slack = np.where(st.filtered, 4 * 2.0**-23 * absrel, 0.0)

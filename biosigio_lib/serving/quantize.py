@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DMAX", "NAN_CODE", "Int16Scale", "dequantize", "float32_error", "int16_scale",
-           "quantize_into"]
+__all__ = ["DMAX", "F32_MAX", "NAN_CODE", "Int16Scale", "dequantize", "fits_float32",
+           "float32_error", "int16_scale", "quantize_into"]
 
 NAN_CODE = -32768
 DMAX = 32767
@@ -46,14 +46,24 @@ def int16_scale(vmin: np.ndarray, vmax: np.ndarray, integer_valued: np.ndarray,
     empty = ~np.isfinite(vmin) | ~np.isfinite(vmax)
     lo = np.where(empty, 0.0, vmin)
     hi = np.where(empty, 0.0, vmax)
-    span = hi - lo
-    integer = np.asarray(integer_valued, dtype=bool) & (span <= _SPAN) & (ref == np.round(ref))
+    # hi - lo and lo + hi overflow to inf near +-float64 max (the channel came back all NaN):
+    # there, use halves (the same value up to rounding); elsewhere the usual formula.
+    with np.errstate(over="ignore"):
+        span, total = hi - lo, lo + hi
+    wide, far = ~np.isfinite(span), ~np.isfinite(total)
+    step = np.where(wide, hi / 2 / DMAX - lo / 2 / DMAX, span / _SPAN)
+    # a few ulps smaller there, so ``DMAX * scale + offset`` on read stays finite
+    step = np.where(wide | far, step * (1 - 8 * _EPS), step)
+    mid = np.where(far, lo / 2 + hi / 2, total / 2)
+    integer = (np.asarray(integer_valued, dtype=bool) & ~wide & (span <= _SPAN)
+               & (ref == np.round(ref)))
     const = span == 0
-    scale = np.where(integer | const, 1.0, span / _SPAN)
-    center = np.where(integer, np.floor((lo + hi) / 2), np.where(const, lo, (lo + hi) / 2))
+    scale = np.where(integer | const, 1.0, step)
+    center = np.where(integer, np.floor(mid), np.where(const, lo, mid))
     exact = integer | const | empty
     offset = ref + center
-    slack = 8 * _EPS * (np.abs(offset) + np.abs(ref) + (DMAX + 1) * scale) + slack
+    slack = (8 * _EPS * np.abs(offset) + 8 * _EPS * np.abs(ref)
+             + (8 * _EPS * (DMAX + 1)) * scale + slack)
     err = np.where(exact & (integer | empty), 0.0,
                    np.where(const, slack, 0.5 * scale + slack))
     return Int16Scale(scale, offset, center, exact, err)
@@ -91,8 +101,9 @@ def dequantize(digital: np.ndarray, scale: np.ndarray, offset: np.ndarray,
     step = max(1024, (1 << 17) // max(1, digital.shape[0]))
     for s in range(0, digital.shape[1], step):
         o = out[:, s: s + step]
-        np.multiply(digital[:, s: s + step], sc, out=o)
-        o += off
+        with np.errstate(over="ignore"):  # only the NaN code can overflow; it becomes NaN
+            np.multiply(digital[:, s: s + step], sc, out=o)
+            o += off
     if nan_code is not None:
         hit = digital == nan_code
         if hit.any():
@@ -100,7 +111,22 @@ def dequantize(digital: np.ndarray, scale: np.ndarray, offset: np.ndarray,
     return out
 
 
+#: Half the spacing of float32 subnormals: the error floor of casting any tiny value.
+F32_SUBNORMAL_HALF_STEP = 2.0**-150
+#: The largest finite float32; values whose cast would round beyond it become inf.
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 def float32_error(absmax: np.ndarray) -> np.ndarray:
-    """Worst-case error of casting values up to ``absmax`` to float32 (half an ulp)."""
+    """Worst-case error of casting finite values up to ``absmax`` to float32: half an ulp of
+    ``absmax``, plus half the subnormal step (values below 1.2e-38 lose relative precision,
+    below 1.4e-45 they flush to 0). Values beyond float32 are refused by the writer."""
     a = np.nan_to_num(np.asarray(absmax, dtype=np.float64), nan=0.0, posinf=0.0)
-    return a * 2.0**-24
+    return a * 2.0**-24 + F32_SUBNORMAL_HALF_STEP
+
+
+def fits_float32(absmax: np.ndarray) -> np.ndarray:
+    """Per channel: do finite values up to ``absmax`` cast to a finite float32?"""
+    a = np.nan_to_num(np.asarray(absmax, dtype=np.float64), nan=0.0)
+    with np.errstate(over="ignore"):
+        return np.isfinite(a.astype(np.float32))

@@ -228,8 +228,9 @@ def _level0(sg: StoreGroup, rows: list[int], i0: int, i1: int) -> np.ndarray:
             if trivial:
                 dest[...] = digital
                 return
-            np.multiply(digital, scale, out=dest)
-            dest += offset
+            with np.errstate(over="ignore"):  # the NaN code of a +-float64-max channel
+                np.multiply(digital, scale, out=dest)
+                dest += offset
             if sg.nan_code is not None:  # one chunk at a time: cheap, in cache
                 hit = digital == sg.nan_code
                 if hit.any():

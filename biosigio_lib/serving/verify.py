@@ -76,8 +76,9 @@ def _verify_group(rec: Recording, gp: Any, params: ServingParams, where: StoreLi
     for s in range(0, n, step):
         e = min(n, s + step)
         stored = sg.a0[:, s:e]
-        got = (stored.astype(np.float64) * sg.scale[:, None] + sg.offset[:, None]
-               if stored.dtype.kind == "i" else stored.astype(np.float64))
+        with np.errstate(over="ignore"):  # the NaN code may overflow; it becomes NaN below
+            got = (stored.astype(np.float64) * sg.scale[:, None] + sg.offset[:, None]
+                   if stored.dtype.kind == "i" else stored.astype(np.float64))
         if sg.nan_code is not None:
             got[stored == sg.nan_code] = np.nan
         want = np.empty((n_ch, e - s))

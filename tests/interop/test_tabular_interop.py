@@ -100,3 +100,16 @@ def test_we_read_biosigio(tmp_path: Path, method: str) -> None:
     assert part.channel_data("C4").tobytes() == \
         theirs.signals["C4"].to_numpy()[512:1024].tobytes()
     assert part.grid_of("C4").t0 == 1.0
+
+
+def test_biosigio_reads_an_archive_with_non_utf8_labels(tmp_path: Path) -> None:
+    """Escaped column names keep the file readable by biosigio 1.2 (it sees the escaped
+    label); our reader restores the exact label."""
+    rec = synthetic_recording(n_channels=1, seconds=1.0, fs=100.0, n_events=0)
+    rec.add_channel("caf\udce9", np.arange(100.0), 100.0, "uV", "EEG")
+    out = rec.to_parquet(tmp_path / "nu.parquet")
+    theirs = biosigio.Recording.from_file(out)
+    assert list(theirs.signals.columns) == ["EEG001", "caf\\udce9"]
+    assert theirs.signals["caf\\udce9"].to_numpy().tobytes() == \
+        rec.channel_data("caf\udce9").tobytes()
+    assert Recording.from_file(out).labels == ["EEG001", "caf\udce9"]

@@ -84,3 +84,24 @@ def test_default_iter_blocks_loses_no_sample_or_event(tmp_path: Path) -> None:
     assert blocks[0].grid_of("x").t0 == -0.5
     seen = {d for b in blocks for d in b.events["description"]}
     assert seen == {"before", "a", "b", "after"}
+
+
+@pytest.mark.parametrize("importer", [None, "edf", "xdf", "wfdb", "tabular", "zarr"])
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_missing_source_is_a_typed_not_found_error(tmp_path: Path, importer: str | None,
+                                                   where: str) -> None:
+    """A missing path is a BiosigIOError (code 'not_found') and still a FileNotFoundError."""
+    from biosigio_lib.errors import SourceNotFoundError
+    from biosigio_lib.importers import list_importers
+
+    if importer is not None and importer not in list_importers():
+        pytest.skip(f"no {importer} importer in this build")
+    suffix = {"wfdb": ".hea", "tabular": ".parquet", "zarr": ".zarr"}.get(importer or "", ".edf")
+    path = (str(tmp_path / f"nope{suffix}") if where == "local"
+            else f"memory://missing-tests/nope{suffix}")
+    with pytest.raises(SourceNotFoundError) as info:
+        Recording.from_file(path, importer=importer)
+    err = info.value
+    assert isinstance(err, BiosigIOError) and isinstance(err, FileNotFoundError)
+    assert err.code == "not_found"
+    assert path in str(err) and "check" in str(err)

@@ -103,3 +103,53 @@ def test_pandas_nanosecond_times_keep_their_nanoseconds():
     assert back["td"] == value["td"] and back["td"].value == 1_000_000_007
     assert back["plain"] == value["plain"]
     assert '"datetime"' in text  # without nanoseconds: biosigio 1.2's own envelope
+
+
+def _zoned_values() -> dict:
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    return {
+        "summer": dt.datetime(2024, 7, 1, 12, 0, tzinfo=berlin),
+        "first_0230": dt.datetime(2024, 10, 27, 2, 30, tzinfo=berlin, fold=0),  # CEST, +02
+        "second_0230": dt.datetime(2024, 10, 27, 2, 30, tzinfo=berlin, fold=1),  # CET, +01
+        "naive_fold": dt.datetime(2024, 10, 27, 2, 30, fold=1),
+        "utc": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        "nested": [dt.datetime(2020, 3, 29, 3, 0, 1, 5, tzinfo=ZoneInfo("America/New_York"))],
+    }
+
+
+def _assert_same_zoned(back: dict, want: dict) -> None:
+    """Equal, same zone key (not just offset), same fold and same UTC instant."""
+    for key in ("summer", "first_0230", "second_0230", "naive_fold", "utc"):
+        got, exp = back[key], want[key]
+        assert got == exp and got.fold == exp.fold, key
+        assert type(got.tzinfo) is type(exp.tzinfo), key
+        assert getattr(got.tzinfo, "key", None) == getattr(exp.tzinfo, "key", None), key
+        assert got.utcoffset() == exp.utcoffset(), key
+    assert back["nested"][0].tzinfo.key == "America/New_York"
+    assert back["nested"][0] == want["nested"][0]
+
+
+def test_named_time_zone_and_fold_round_trip():
+    want = _zoned_values()
+    assert want["first_0230"].utcoffset() != want["second_0230"].utcoffset()
+    _assert_same_zoned(_jsonsafe.loads(_jsonsafe.dumps(want)), want)
+
+
+def test_old_fixed_offset_datetime_envelope_still_decodes():
+    old = '{"__biosigio_type__": "datetime", "value": "2024-10-27T02:30:00+01:00"}'
+    back = _jsonsafe.loads(old)
+    assert back == dt.datetime(2024, 10, 27, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+
+
+def test_named_time_zone_round_trips_through_archive_and_zarr(tmp_path):
+    from biosigio_lib import Recording
+    from biosigio_lib.testing import synthetic_recording
+
+    want = _zoned_values()
+    rec = synthetic_recording(n_channels=1, seconds=1.0, fs=100.0, n_events=0)
+    rec.metadata.update(want)
+    for out in (rec.to_parquet(tmp_path / "r.parquet"), rec.to_arrow(tmp_path / "r.arrow"),
+                rec.to_zarr(tmp_path / "r.zarr")):
+        _assert_same_zoned(Recording.from_file(out).metadata, want)

@@ -30,6 +30,29 @@ def test_convert_one_file(sample_root: Path, tmp_path: Path, capsys) -> None:
 
 
 @requires_serving
+def test_convert_a_file_whose_name_is_not_utf8(sample_root: Path, tmp_path: Path,
+                                               capsys) -> None:
+    """A Latin-1 file name on Linux (bytes 'caf\xe9') reaches Python surrogate-escaped."""
+    import shutil
+
+    edf = sample_root / "bids_demo" / "sub-02" / "eeg" / "sub-02_task-rest_eeg.edf"
+    src_dir = tmp_path / "in"
+    src_dir.mkdir()
+    name = os.fsdecode(b"caf\xe9.edf")
+    try:
+        src = Path(shutil.copy(edf, src_dir / name))
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system cannot hold a non-UTF-8 file name")
+    assert main(["convert", str(src), "--out", str(tmp_path / "o"), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    parquets = list((tmp_path / "o" / "archive" / "parquet").glob("*.parquet"))
+    assert len(parquets) == 1
+    rec = Recording.from_file(parquets[0])
+    assert rec.metadata["source_file"].endswith(name)  # the exact (surrogate-escaped) name
+    assert rec.labels == Recording.from_file(edf).labels
+
+
+@requires_serving
 def test_convert_a_dataset_folder(sample_root: Path, tmp_path: Path) -> None:
     assert main(["convert", str(sample_root / "wfdb_demo"), "--out", str(tmp_path / "o"),
                  "--quiet", "--no-feather"]) == 0

@@ -5,7 +5,7 @@ Where the reference readers disagree we follow the EDF+ specification:
   match pyedflib / ``mne.read_annotations`` (154 / 856), not ``mne.io.read_raw_edf`` (1);
 - sub-second start: the first record's timekeeping TAL (+0.3945312) is the offset of the
   first sample from the header's start second (spec 2.2.4), so start_time is
-  04:05:56.394531; pyedflib 0.1.42 reports .039453 (a units slip) and MNE drops it.
+  04:05:56.394531 (as oracle.json now says; pyedflib 0.1.42 reports .039453, MNE drops it).
 - a TAL without duration has an unknown duration: NaN (pyedflib says -1, MNE 0).
 """
 
@@ -95,12 +95,11 @@ class TestRealFiles(ImporterContract):
     def test_start_time_with_subsecond(self, recording: Recording, name: str,
                                        oracle: dict) -> None:
         facts = _facts(oracle, name)
-        whole = dt.datetime.fromisoformat(facts["start_datetime"]).replace(microsecond=0)
-        offset = (facts.get("record_onsets_s") or [0.0])[0]
-        expected = whole + dt.timedelta(seconds=offset)
-        assert recording.metadata["start_time"] == expected
+        # oracle.json carries the corrected sub-second start (.394531, MANIFEST.md)
+        assert recording.metadata["start_time"] == dt.datetime.fromisoformat(
+            facts["start_datetime"])
         if "record_onsets_s" in facts:
-            assert recording.metadata["edf_start_offset"] == offset
+            assert recording.metadata["edf_start_offset"] == facts["record_onsets_s"][0]
             assert recording.metadata["edf_gaps"] == []
 
     def test_annotations_match_oracle(self, recording: Recording, name: str,

@@ -21,6 +21,9 @@ from tests.lib.importers.contract import ImporterContract
 pyxdf = pytest.importorskip("pyxdf")
 
 FILES = ["minimal.xdf", "clock_resets.xdf"]
+# Oracle timestamps after clock sync + dejitter are least-squares fits whose last bits vary
+# between CPUs/BLAS builds; MANIFEST.md states they compare within 1e-6 s.
+XDF_FIT_ATOL = 1e-6
 
 
 # ---------------------------------------------------------------- a tiny XDF writer
@@ -150,12 +153,18 @@ class TestXdfRealFiles:
         assert len(infos) == facts["n_streams"]
         for fs in facts["streams"]:
             info = infos[fs["stream_id"]]
-            for key in ("name", "type", "channel_count", "nominal_srate", "effective_srate",
+            for key in ("name", "type", "channel_count", "nominal_srate",
                         "channel_format", "n_samples", "uid", "created_at",
                         "n_clock_offsets"):
                 assert info[key] == fs[key], key
-            assert info["first_timestamp"] == fs["first_timestamp_synced_dejittered"]
-            assert info["last_timestamp"] == fs["last_timestamp_synced_dejittered"]
+            # pyxdf derives effective_srate from the dejittered (fitted) timestamps
+            np.testing.assert_allclose(info["effective_srate"], fs["effective_srate"],
+                                       rtol=1e-9, atol=0, err_msg="effective_srate")
+            # *_synced_dejittered come from pyxdf's least-squares clock fit: the last bits
+            # vary with CPU/BLAS (MANIFEST.md), so compare within 1e-6 s, never exactly.
+            for key in ("first_timestamp", "last_timestamp"):
+                np.testing.assert_allclose(info[key], fs[f"{key}_synced_dejittered"],
+                                           rtol=0, atol=XDF_FIT_ATOL, err_msg=key)
             assert rec.metadata["stream_offsets"][fs["name"]] == info["first_timestamp"]
             if info["kind"] == "grid":
                 for ch in (0, 1):
@@ -171,7 +180,9 @@ class TestXdfRealFiles:
         assert bio["segments"] == [[0, 12875], [12876, 27814]]
         assert rec.grids["BioSemi"].t0 == 0.0  # BioSemi starts first: it is time zero
         first_marker = rec.events["onset"].iloc[0]
-        assert first_marker == pytest.approx(812.9279042048147 - 810.0297917608109)
+        # both stamps come from the least-squares clock fit (CPU/BLAS dependent last bits)
+        assert first_marker == pytest.approx(812.9279042048147 - 810.0297917608109,
+                                             rel=0, abs=XDF_FIT_ATOL)
         times = rec.channel_data("BioSemi_timestamps")
         assert times[12876] - times[12875] > 200  # the gap is kept in the timestamps
         assert rec.channels["BioSemi_0"]["effective_srate"] == bio["effective_srate"]

@@ -110,6 +110,8 @@ def test_dc_offset_does_not_ring(ratio: Ratio) -> None:
     x = np.full((2, 5000), 1.0e4)
     x[1] = -3.25e6
     y, _ = _resample(x, ratio, dtype=np.float32)
+    # exact on any CPU/BLAS: the filter sees x - reference == 0 everywhere, and a sum of
+    # zero products is exactly 0, so the output is the reference value copied back
     np.testing.assert_array_equal(y, np.broadcast_to(x[:, :1], y.shape))
 
 
