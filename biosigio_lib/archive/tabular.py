@@ -131,7 +131,7 @@ def _write(rec: Recording, path: str | os.PathLike[str], container: str, *, over
     write_one = _WRITERS[container]
     extra = {"arrow_compression": options.get("compression")} if container == "arrow" else {}
     try:
-        with atomic_target(loc, overwrite=overwrite) as tmp:
+        with atomic_target(loc, overwrite=overwrite, marker=MANIFEST_NAME) as tmp:
             if len(grids) <= 1:
                 grid = grids[0] if grids else None
                 write_one(_grid_table(rec, grid, rec.events, chunk_rows, extra), tmp, chunk_rows,
