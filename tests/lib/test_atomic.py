@@ -255,8 +255,8 @@ def _run_killed(*args: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert p.exitcode == -signal.SIGKILL, p.exitcode
 
 
-@pytest.mark.parametrize(("kind", "points"), [("zarr", ("first", "marker")),
-                                              ("folder", ("middle",))])
+@pytest.mark.parametrize(("kind", "points"), [("zarr", ("middle",)),
+                                              ("folder", ("marker",))])
 def test_remote_overwrite_killed_mid_switch_keeps_a_complete_store(s3_server, kind, points,
                                                                     monkeypatch):
     opts = s3_server.storage_options
