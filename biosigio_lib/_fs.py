@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from . import _atomic
 from .errors import StoreExistsError, WriteError
 
 __all__ = ["Location", "atomic_target", "resolve"]
@@ -47,7 +47,11 @@ def resolve(
     where: str | os.PathLike[str] | Location,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Location:
-    """Resolve a local path or fsspec URL; ``storage_options`` only make sense for URLs."""
+    """Resolve a local path or fsspec URL; ``storage_options`` only make sense for URLs.
+
+    A missing local path whose overwrite was killed between its two renames (fallback only)
+    is put back from its complete ``.old`` sibling here, so the next read finds it.
+    """
     if isinstance(where, Location):
         if storage_options:
             raise ValueError("storage_options cannot be combined with a resolved Location")
@@ -60,90 +64,80 @@ def resolve(
                 "ignored. Pass an fsspec URL (e.g. 's3://bucket/key') to use them."
             )
         path = str(Path(text).expanduser().absolute())
+        if not os.path.lexists(path):  # cheap: only a missing path looks for a killed swap
+            _atomic.recover_local(path)
         return Location(LocalFileSystem(), path, path)
     fs, path = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
     return Location(fs, path, text)
 
 
-def _files_under(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
-    """Every file at or below ``path``, listed without glob expansion (names may hold ``[``)."""
-    if not fs.isdir(path):
-        return [path] if fs.exists(path) else []
-    return list(fs.find(path, withdirs=False))
-
-
-def _remove(loc: Location, path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if loc.is_local:
-            if loc.fs.isdir(path):
-                loc.fs.rm(path, recursive=True)
-            elif loc.fs.exists(path):
-                loc.fs.rm(path)
-            return
-        for f in _files_under(loc.fs, path):  # rm_file never globs, unlike rm
-            loc.fs.rm_file(f)
-        with contextlib.suppress(OSError, NotImplementedError):
-            if loc.fs.isdir(path):
-                loc.fs.rmdir(path)
-
-
-def _move_remote(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
-    """Copy file by file then delete: ``fs.mv`` would glob-expand names holding ``[`` or ``*``."""
-    src = src.rstrip("/")
-    dst = dst.rstrip("/")
-    files = _files_under(fs, src)
-    for f in files:
-        rel = f[len(src):].lstrip("/")
-        fs.cp_file(f, f"{dst}/{rel}" if rel else dst)
-    for f in files:
-        fs.rm_file(f)
-
-
 def _sibling(loc: Location, tag: str) -> Location:
-    """A hidden sibling of ``loc`` (``.<name>.<tag>-<random>``) on the same filesystem."""
+    """A hidden sibling of ``loc`` (``.<name>.<tag>-<host>-<pid>-<hex>``) on the same fs."""
     parent, _, name = loc.path.rstrip("/").rpartition("/")
-    sib = f".{name}.{tag}-{uuid.uuid4().hex[:12]}"
+    sib = _atomic.sibling_name(name, tag)
     return Location(loc.fs, f"{parent}/{sib}" if parent else sib,
                     loc.url.rstrip("/").rpartition("/")[0] + "/" + sib)
 
 
-def _move(loc: Location, src: str, dst: str) -> None:
+def _remove(loc: Location, path: str) -> None:
     if loc.is_local:
-        os.replace(src, dst)
+        _atomic.remove_local(path)
     else:
-        _move_remote(loc.fs, src, dst)
+        _atomic.remove_remote(loc.fs, path)
+
+
+def _exists_error(loc: Location) -> StoreExistsError:
+    return StoreExistsError("already exists; pass overwrite=True to replace it", path=loc.url)
 
 
 @contextlib.contextmanager
-def atomic_target(loc: Location, *, overwrite: bool = False) -> Iterator[Location]:
-    """Yield a temporary sibling of ``loc`` to write into; rename it into place on success.
+def atomic_target(loc: Location, *, overwrite: bool = False,
+                  marker: str | None = None) -> Iterator[Location]:
+    """Yield a temporary sibling of ``loc`` to write into; move it into place on success.
 
-    An existing target raises :class:`StoreExistsError` unless ``overwrite``; on failure the
-    temporary output is removed and the target is left as it was. When overwriting, the old
-    output is first moved aside and deleted only once the new one is in place (restored if
-    the swap fails), so no moment leaves neither on disk.
+    An existing target raises :class:`StoreExistsError` unless ``overwrite`` -- also when
+    another writer finishes the same target first (checked again, atomically, at the end).
+    On failure the temporary output is removed and the target is left as it was. ``marker``
+    names the file that makes a folder output complete (``zarr.json``, the manifest): on
+    object stores it is copied last. Stale leftovers of killed writes are recovered first.
+    See :mod:`biosigio_lib._atomic` and docs/archive.md ("Write guarantees").
     """
-    if loc.exists() and not overwrite:
-        raise StoreExistsError("already exists; pass overwrite=True to replace it", path=loc.url)
+    if loc.is_local:
+        _atomic.recover_local(loc.path)
+        if os.path.lexists(loc.path) and not overwrite:
+            raise _exists_error(loc)
+        parent = os.path.dirname(loc.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+    else:
+        _atomic.sweep_remote(loc.fs, loc.path)
+        if not overwrite and _atomic.complete(loc.fs, loc.path, marker):
+            raise _exists_error(loc)
     tmp = _sibling(loc, "tmp")
-    parent = loc.path.rstrip("/").rpartition("/")[0]
-    if loc.is_local and parent:
-        os.makedirs(parent, exist_ok=True)
     try:
         yield tmp
     except BaseException:
         _remove(loc, tmp.path)
         raise
-    old = _sibling(loc, "old") if loc.exists() else None
     try:
-        if old is not None:
-            _move(loc, loc.path, old.path)
-        _move(loc, tmp.path, loc.path)
-    except OSError as exc:
+        if loc.is_local:
+            try:
+                _atomic.commit_local(tmp.path, loc.path, overwrite=overwrite)
+            except FileExistsError:
+                raise StoreExistsError("already exists (another writer finished it first); "
+                                       "pass overwrite=True to replace it",
+                                       path=loc.url) from None
+        else:
+            _atomic.commit_remote(loc.fs, tmp.path, loc.path, loc.url, marker,
+                                  overwrite=overwrite)
+    except StoreExistsError:
         _remove(loc, tmp.path)
-        if old is not None and not loc.exists() and old.exists():
-            _move(loc, old.path, loc.path)
-        raise WriteError(f"could not move the finished output into place: {exc}",
-                         path=loc.url) from exc
-    if old is not None:
-        _remove(loc, old.path)
+        raise
+    except (OSError, ValueError) as exc:
+        _remove(loc, tmp.path)
+        if isinstance(exc, WriteError):
+            raise
+        raise WriteError(f"could not move the finished output into place: {exc}; the "
+                         "previous output (if any) is unchanged", path=loc.url) from exc
+    if not loc.is_local:
+        _remove(loc, tmp.path)

@@ -212,7 +212,7 @@ def _write(rec: Recording, path: str | os.PathLike[str], container: str, *, over
     extra = ({"arrow_compression": _arrow_compression(options, compact)}
              if container == "arrow" else {})
     try:
-        with atomic_target(loc, overwrite=overwrite) as tmp:
+        with atomic_target(loc, overwrite=overwrite, marker=MANIFEST_NAME) as tmp:
             if len(grids) <= 1:
                 grid = grids[0] if grids else None
                 write_one(_grid_table(rec, grid, rec.events, chunk_rows, extra, compact), tmp,

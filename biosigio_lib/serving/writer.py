@@ -12,18 +12,17 @@ groups: the root attrs and the ``events`` group (empty when there are no events 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _jsonsafe
-from .._fs import Location, atomic_target, resolve
+from .._fs import atomic_target, resolve
 from ..errors import StoreExistsError, WriteError
 from . import layout
 from .level0 import GroupPlan, Level0Stats, gather, plan_groups, scales, shard_block
@@ -252,23 +251,6 @@ def resolve_params(params: ServingParams | None, dtype: Any,
     return p
 
 
-@contextlib.contextmanager
-def _remote_target(loc: Location, overwrite: bool) -> Iterator[Location]:
-    """Write in place on a remote filesystem; remove what was written if the write fails."""
-    if loc.exists():
-        if not overwrite:
-            raise StoreExistsError("already exists; pass overwrite=True to replace it",
-                                   path=loc.url)
-        loc.fs.rm(loc.path, recursive=True)
-    try:
-        yield loc
-    except BaseException:
-        with contextlib.suppress(Exception):
-            if loc.fs.exists(loc.path):
-                loc.fs.rm(loc.path, recursive=True)
-        raise
-
-
 def write_zarr(rec: Recording, where: str | os.PathLike[str], *, dtype: Any = None,
                params: ServingParams | None = None, overwrite: bool = False,
                storage_options: dict[str, Any] | None = None, **param_overrides: Any) -> str:
@@ -279,9 +261,8 @@ def write_zarr(rec: Recording, where: str | os.PathLike[str], *, dtype: Any = No
     params = resolve_params(params, dtype, param_overrides)
     loc = resolve(where, storage_options)
     plans = plan_groups(rec, params)
-    target: Callable[..., Any] = atomic_target if loc.is_local else _remote_target
     try:
-        with target(loc, overwrite=overwrite) as tmp:
+        with atomic_target(loc, overwrite=overwrite, marker="zarr.json") as tmp:
             store, _ = layout.open_store(tmp, read_only=False)
             _write_store(rec, plans, params, store)
     except OSError as exc:

@@ -53,23 +53,29 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failed_swap_restores_the_previous_output(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fallback", [False, True])
+def test_failed_swap_restores_the_previous_output(tmp_path, monkeypatch, fallback):
+    import errno
     import os
 
-    from biosigio_lib import WriteError
+    from biosigio_lib import WriteError, _atomic
 
     target = tmp_path / "store"
     target.mkdir()
     (target / "old.bin").write_bytes(b"old")
     loc = resolve(target)
-    real_replace = os.replace
+    real_noreplace = _atomic._rename_noreplace
 
-    def failing_replace(src, dst):
+    def exchange(src, dst):  # the atomic swap fails, or is not supported (two renames then)
+        raise OSError(errno.EINVAL if fallback else errno.EIO, "swap failed")
+
+    def noreplace(src, dst):
         if ".tmp-" in str(src):  # the new output cannot be moved in
-            raise OSError("disk full")
-        return real_replace(src, dst)
+            raise OSError(errno.ENOSPC, "disk full")
+        return real_noreplace(src, dst)
 
-    monkeypatch.setattr(os, "replace", failing_replace)
+    monkeypatch.setattr(_atomic, "_rename_exchange", exchange)
+    monkeypatch.setattr(_atomic, "_rename_noreplace", noreplace)
     with pytest.raises(WriteError):
         with atomic_target(loc, overwrite=True) as tmp:
             os.makedirs(tmp.path)
