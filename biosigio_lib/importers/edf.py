@@ -41,6 +41,7 @@ from ._edf_header import (
     parse_edf_plus_patient,
     parse_edf_plus_recording,
     parse_header,
+    signal_count,
     start_datetime,
 )
 from ._edf_records import digital_samples, raw_channel, read_records, scale_group
@@ -89,10 +90,9 @@ class _Source:
             head = self._read(256)
             if not head:
                 raise TruncatedFileError("the file is empty (0 bytes)", path=loc.url)
-            with contextlib.suppress(ValueError):
-                ns = int(head[252:256].decode("ascii", "replace").strip())
-                if 0 < ns < 100_000:
-                    head += self._read(256 * ns)
+            ns = signal_count(head)
+            if ns is not None:
+                head += self._read(256 * ns)
             size = None if self.compressed else int(loc.fs.size(loc.path))
             data_bytes = None if size is None else size - len(head)
             self.header = parse_header(head, loc.url, data_bytes, on_truncated)
@@ -151,6 +151,8 @@ def _base_metadata(h: EdfHeader, url: str) -> dict[str, Any]:
         "edf_recording_field": h.recording, "edf_reserved": h.reserved,
         "edf_record_duration": h.record_duration, "edf_n_records": h.n_records,
     })
+    if h.raw_fields:
+        meta["edf_header_raw"] = dict(h.raw_fields)
     return meta
 
 
@@ -184,7 +186,9 @@ class _Decoder:
         for pos, i in enumerate(self.data_idx):
             self.groups.setdefault(int(h.samples_per_record[i]), []).append(pos)
         self.meta = _base_metadata(h, src.loc.url)
-        self.start_offset: float | None = None if h.is_plus else 0.0
+        # EDF+ start offset: from the first record's timekeeping TAL, when there are TALs
+        self.start_offset: float | None = None if self.ann_idx else 0.0
+        self.warned: set[str] = set()  # TAL quirks already warned about (one per file)
         self.prev_end: float | None = None
 
     def _is_status(self, pos: int) -> bool:
@@ -224,24 +228,28 @@ class _Decoder:
             tal = parse_tal_records(blocks, [h.labels[i] for i in self.ann_idx], first, h.path)
             onsets, gaps = self._timing(first, tal.record_onsets)
             events = (tal.onsets, tal.durations, tal.texts)
+            for key, note in tal.notes.items():
+                if key not in self.warned:
+                    self.warned.add(key)
+                    warnings.warn(f"{h.path}: {note}", stacklevel=3)
             meta["edf_gaps"] = gaps
             if gaps:
                 meta["edf_record_onsets"] = onsets
                 warnings.warn(f"{h.path}: {len(gaps)} gap(s) between data records ({h.file_type})"
                               "; samples are concatenated records, gaps listed in "
                               "metadata['edf_gaps']", stacklevel=3)
-        assert self.start_offset is not None
+        start_offset = self.start_offset or 0.0  # None only for 0 records: no offset known
         start = meta["start_time"]
-        if isinstance(start, dt.datetime) and self.start_offset:
-            meta["start_time"] = start + dt.timedelta(seconds=self.start_offset)
-        if h.is_plus:
-            meta["edf_start_offset"] = self.start_offset
+        if isinstance(start, dt.datetime) and start_offset:
+            meta["start_time"] = start + dt.timedelta(seconds=start_offset)
+        if self.ann_idx:
+            meta["edf_start_offset"] = start_offset
         rec = Recording(meta)
         t0 = first * h.record_duration
         if self.data_idx:
             self._add_signals(rec, digital_samples(records, h), t0)
         if events[0]:
-            onset = np.asarray(events[0], dtype=np.float64) - self.start_offset
+            onset = np.asarray(events[0], dtype=np.float64) - start_offset
             rec.add_events(onset, np.asarray(events[1], dtype=np.float64),
                            np.asarray(events[2], dtype=object))
         return rec
