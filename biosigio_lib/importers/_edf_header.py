@@ -141,8 +141,18 @@ def _text(raw: bytes) -> tuple[str, bool]:
 
 
 def _number(text: str, what: str, path: str, *, integer: bool,
-            lo: float = -math.inf, hi: float = math.inf) -> Any:
-    """A decimal number from a header field, range-checked: an int if ``integer``."""
+            lo: float = -math.inf, hi: float = math.inf,
+            commas: list[str] | None = None) -> Any:
+    """A decimal number from a header field, range-checked: an int if ``integer``.
+
+    A real (not integer) field written with one decimal comma (``-3276,8``, a writer using
+    its locale) is read as a decimal point when ``commas`` is given; ``what`` is appended
+    to it so the caller can warn.
+    """
+    if (commas is not None and not integer and text.count(",") == 1 and "." not in text
+            and _NUMBER.fullmatch(text.replace(",", "."))):
+        commas.append(what)
+        text = text.replace(",", ".")
     if not _NUMBER.fullmatch(text):
         raise CorruptFileError(f"header field {what} is {text!r}, not a number; {_FIX_HINT}",
                                path=path)
@@ -231,11 +241,15 @@ def parse_header(head: bytes, path: str, data_bytes: int | None,
                                  lo=-_FIELD_MAX, hi=_FIELD_MAX)
                          for i, v in enumerate(fields[k])], dtype=np.int64)
             for k in ("digital_min", "digital_max", "samples_per_record")}
-    floats = {k: np.array([_number(v, f"{k} of {_signal(i, labels)}", path, integer=False)
+    commas: list[str] = []
+    floats = {k: np.array([_number(v, f"{k} of {_signal(i, labels)}", path, integer=False,
+                                   commas=commas)
                            for i, v in enumerate(fields[k])], dtype=np.float64)
               for k in ("physical_min", "physical_max")}
     dur_text = fixed["record_duration"]
-    duration = _number(dur_text, "data record duration", path, integer=False)
+    duration = _number(dur_text, "data record duration", path, integer=False, commas=commas)
+    if commas:
+        dur_text = dur_text.replace(",", ".")
     n_records = _number(fixed["n_records"], "number of records", path, integer=True,
                         lo=-_FIELD_MAX, hi=_FIELD_MAX)
     header = EdfHeader(
@@ -251,6 +265,11 @@ def parse_header(head: bytes, path: str, data_bytes: int | None,
         digital_min=ints["digital_min"], digital_max=ints["digital_max"],
         samples_per_record=ints["samples_per_record"], raw_fields=raw_fields)
     notes = _validate(header)
+    if commas:
+        shown = ", ".join(commas[:4]) + (f" and {len(commas) - 4} more" if len(commas) > 4
+                                         else "")
+        notes.insert(0, f"numbers written with a decimal comma ({shown}); read the comma as "
+                        "a decimal point")
     header, note = _resolve_records(header, data_bytes, on_truncated)
     for text in [*_text_notes(header), *notes, *([note] if note else [])]:
         warnings.warn(f"{path}: {text}", stacklevel=4)

@@ -60,6 +60,7 @@ _PREFIX_TYPES = {
 _TRIGGER_LABELS = {"STATUS", "TRIGGER", "TRIG", "STI 014", "EVENT"}
 _STATUS_MODES = ("physical", "digital", "trigger")
 _GAP_TOLERANCE = 1e-6  # s; TAL onsets carry 100 ns resolution in practice
+_MAX_START_OFFSET = 1e9  # s (~32 years): a larger first TAL onset is corrupt, not late
 
 
 def channel_type(label: str, default_type: str) -> str:
@@ -201,6 +202,11 @@ class _Decoder:
             if self.start_offset < 0:
                 raise CorruptFileError(f"first data record starts at {self.start_offset} s, "
                                        "before the header start time", path=self.h.path)
+            if self.start_offset > _MAX_START_OFFSET:
+                raise CorruptFileError(
+                    f"data record 0 starts at {self.start_offset:g} s after the header start "
+                    f"time (over {_MAX_START_OFFSET:g} s, {_MAX_START_OFFSET / 3.15576e7:.0f}"
+                    " years): its timekeeping TAL is corrupt", path=self.h.path)
         rel = onsets - self.start_offset
         dur = self.h.record_duration
         prev = np.concatenate([[self.prev_end if self.prev_end is not None else 0.0],

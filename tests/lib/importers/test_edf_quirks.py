@@ -353,3 +353,25 @@ def test_swapped_digital_and_physical_ranges_equal_the_original(plus: Path) -> N
     rec = read_one_warning(plus, r"signal 1 \('EEG C0'\).*digital minimum")
     assert rec.channel_data("EEG C0").tobytes() == signals[0].tobytes()
 
+
+
+@pytest.mark.parametrize("onset", [b"+1e20", b"+99999999999999999999", b"+4e9"])
+def test_absurd_first_record_onset_is_typed(tmp_path: Path, onset: bytes) -> None:
+    path = write_edf(tmp_path / "t.edf", rates=(10.0,), seconds=3)
+    hb, rb, ann = record_layout(path)
+    for r in range(3):
+        patch(path, hb + r * rb + ann, onset + b"%d\x14\x14\x00" % r)
+    with pytest.raises(CorruptFileError, match=r"data record 0 starts at .* after the header"):
+        Recording.from_file(path)
+
+
+def test_decimal_comma_in_numeric_fields(plus: Path) -> None:
+    labels, signals = pyedflib_signals(plus)
+    set_field(plus, "physical_min", "-200,0", signal=0)
+    set_field(plus, "physical_max", "200,25", signal=1)
+    rec = read_one_warning(plus, r"decimal comma.*physical_min of signal 1.*physical_max of "
+                                 r"signal 2")
+    assert_bits(rec, labels, signals)
+    set_field(plus, "samples_per_record", "20,0", signal=0)
+    with pytest.raises(CorruptFileError, match="samples_per_record of signal 1"):
+        Recording.from_file(plus)
