@@ -169,18 +169,23 @@ def _number(text: str, what: str, path: str, *, integer: bool,
                                        f"{_FIX_HINT}", path=path)
             value = int(value)
     if not lo <= value <= hi:
-        raise CorruptFileError(f"header field {what} is {text!r}, outside [{lo:g}, {hi:g}]; "
-                               f"{_FIX_HINT}", path=path)
+        raise CorruptFileError(f"header field {what} is {text!r}, outside [{_fmt(lo)}, "
+                               f"{_fmt(hi)}]; {_FIX_HINT}", path=path)
     return value
+
+
+def _fmt(bound: float) -> str:
+    return str(int(bound)) if math.isfinite(bound) else str(bound)
 
 
 def signal_count(head: bytes) -> int | None:
     """The number of signals in a 256-byte header, or None if it is not a sane count."""
-    text, _ = _text(head[252:256])
-    if not _INTEGER.fullmatch(text):
+    try:
+        ns = _number(_text(head[252:256])[0], "number of signals", "", integer=True,
+                     lo=1, hi=_MAX_SIGNALS)
+    except CorruptFileError:
         return None
-    ns = int(text)
-    return ns if 0 < ns <= _MAX_SIGNALS else None
+    return int(ns)
 
 
 def _signal(i: int, labels: list[str]) -> str:
