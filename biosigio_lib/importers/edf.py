@@ -244,10 +244,15 @@ class _Decoder:
                 warnings.warn(f"{h.path}: {len(gaps)} gap(s) between data records ({h.file_type})"
                               "; samples are concatenated records, gaps listed in "
                               "metadata['edf_gaps']", stacklevel=3)
-        start_offset = self.start_offset or 0.0  # None only for 0 records: no offset known
+        start_offset = self.start_offset or 0.0  # set by _timing whenever there are TALs
         start = meta["start_time"]
         if isinstance(start, dt.datetime) and start_offset:
-            meta["start_time"] = start + dt.timedelta(seconds=start_offset)
+            try:
+                meta["start_time"] = start + dt.timedelta(seconds=start_offset)
+            except OverflowError:
+                raise CorruptFileError(f"start {start} plus the first record's onset "
+                                       f"{start_offset:g} s is past year 9999",
+                                       path=h.path) from None
         if self.ann_idx:
             meta["edf_start_offset"] = start_offset
         rec = Recording(meta)

@@ -375,3 +375,14 @@ def test_decimal_comma_in_numeric_fields(plus: Path) -> None:
     set_field(plus, "samples_per_record", "20,0", signal=0)
     with pytest.raises(CorruptFileError, match="samples_per_record of signal 1"):
         Recording.from_file(plus)
+
+
+def test_start_plus_onset_past_year_9999_is_typed(tmp_path: Path) -> None:
+    path = write_edf(tmp_path / "t.edf", rates=(10.0,), seconds=2,
+                     start=dt.datetime(2099, 12, 31, 23, 59, 59))
+    set_field(path, "recording", "Startdate 31-DEC-9999 X X unit_test")
+    hb, rb, ann = record_layout(path)
+    for r in range(2):
+        patch(path, hb + r * rb + ann, b"+%d\x14\x14\x00" % (86400 * 365 + r))
+    with pytest.raises(CorruptFileError, match="past year 9999"):
+        Recording.from_file(path)
