@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import CorruptFileError, TruncatedFileError
 
 __all__ = ["ANNOTATION_LABELS", "EdfHeader", "parse_edf_plus_patient",
-           "parse_edf_plus_recording", "parse_header"]
+           "parse_edf_plus_recording", "parse_header", "signal_count"]
 
 EDF_MAGIC = b"0       "
 BDF_MAGIC = b"\xffBIOSEMI"
@@ -60,6 +60,8 @@ class EdfHeader:
     digital_min: np.ndarray
     digital_max: np.ndarray
     samples_per_record: np.ndarray
+    #: raw bytes of every field that was not printable ASCII (``"label of signal 2"``...)
+    raw_fields: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -94,9 +96,7 @@ class EdfHeader:
 
     @property
     def annotation_indices(self) -> list[int]:
-        """Signals holding TALs (only meaningful, hence only used, in EDF+/BDF+)."""
-        if not self.is_plus:
-            return []
+        """Signals holding TALs (by label; also under a plain EDF header, a known quirk)."""
         return [i for i, lab in enumerate(self.labels) if lab in ANNOTATION_LABELS]
 
     @property
@@ -110,40 +110,86 @@ class EdfHeader:
         try:
             return float(Fraction(spr) / Fraction(self.record_duration_text))
         except (ValueError, ZeroDivisionError):
-            return spr / self.record_duration
+            return spr / self.record_duration if self.record_duration else math.inf
+        except OverflowError:
+            return math.inf
 
 
-def _text(raw: bytes) -> str:
-    """Header text: ASCII by the spec; tolerate UTF-8, then Latin-1, never fail."""
+_PRINTABLE = bytes(range(32, 127))
+#: The largest count an 8-character field can state without an exponent.
+_FIELD_MAX = 99_999_999
+_MAX_SIGNALS = 9999  # a 4-character field
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_FIX_HINT = "fix the header (e.g. with EDFbrowser's header editor) and read it again"
+
+
+def _text(raw: bytes) -> tuple[str, bool]:
+    """Header text and whether it was irregular (bytes outside printable ASCII).
+
+    The spec says printable ASCII padded with spaces. Writers also pad with NUL, stop a
+    C string with NUL and leave junk behind it, or write Latin-1/UTF-8: the text is taken
+    up to the first NUL, decoded as UTF-8 if valid else Latin-1 (never fails), stripped.
+    """
+    irregular = bool(raw.translate(None, _PRINTABLE))
+    cut = raw.split(b"\x00", 1)[0] if irregular else raw
     try:
-        return raw.decode("utf-8").strip(" \x00")
+        text = cut.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1").strip(" \x00")
+        text = cut.decode("latin-1")
+    return text.strip(" "), irregular
 
 
-def _int(text: str, field: str, path: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
+def _number(text: str, what: str, path: str, *, integer: bool,
+            lo: float = -math.inf, hi: float = math.inf,
+            commas: list[str] | None = None) -> Any:
+    """A decimal number from a header field, range-checked: an int if ``integer``.
+
+    A real (not integer) field written with one decimal comma (``-3276,8``, a writer using
+    its locale) is read as a decimal point when ``commas`` is given; ``what`` is appended
+    to it so the caller can warn.
+    """
+    if (commas is not None and not integer and text.count(",") == 1 and "." not in text
+            and _NUMBER.fullmatch(text.replace(",", "."))):
+        commas.append(what)
+        text = text.replace(",", ".")
+    if not _NUMBER.fullmatch(text):
+        raise CorruptFileError(f"header field {what} is {text!r}, not a number; {_FIX_HINT}",
+                               path=path)
+    if integer and _INTEGER.fullmatch(text):
+        value: Any = int(text)
+    else:
         value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not value.is_integer():
-        raise CorruptFileError(f"header field {field} is {text!r}, not an integer", path=path)
-    return int(value)
-
-
-def _float(text: str, field: str, path: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise CorruptFileError(f"header field {field} is {text!r}, not a number",
-                               path=path) from None
-    if not math.isfinite(value):
-        raise CorruptFileError(f"header field {field} is {text!r}", path=path)
+        if not math.isfinite(value):
+            raise CorruptFileError(f"header field {what} is {text!r}, out of range; "
+                                   f"{_FIX_HINT}", path=path)
+        if integer:
+            if not value.is_integer():
+                raise CorruptFileError(f"header field {what} is {text!r}, not an integer; "
+                                       f"{_FIX_HINT}", path=path)
+            value = int(value)
+    if not lo <= value <= hi:
+        raise CorruptFileError(f"header field {what} is {text!r}, outside [{_fmt(lo)}, "
+                               f"{_fmt(hi)}]; {_FIX_HINT}", path=path)
     return value
+
+
+def _fmt(bound: float) -> str:
+    return str(int(bound)) if math.isfinite(bound) else str(bound)
+
+
+def signal_count(head: bytes) -> int | None:
+    """The number of signals in a 256-byte header, or None if it is not a sane count."""
+    try:
+        ns = _number(_text(head[252:256])[0], "number of signals", "", integer=True,
+                     lo=1, hi=_MAX_SIGNALS)
+    except CorruptFileError:
+        return None
+    return int(ns)
+
+
+def _signal(i: int, labels: list[str]) -> str:
+    return f"signal {i + 1} ({labels[i]!r})"
 
 
 def parse_header(head: bytes, path: str, data_bytes: int | None,
@@ -153,6 +199,8 @@ def parse_header(head: bytes, path: str, data_bytes: int | None,
     ``data_bytes`` is None when the size is unknown (compressed input): then a record count
     of -1 cannot be resolved and is an error. ``on_truncated='warn'`` reads the complete
     records of a file shorter than its header promises (with a warning) instead of raising.
+    Any bytes either parse or raise a :class:`CorruptFileError`/:class:`TruncatedFileError`;
+    tolerated quirks give one warning each.
     """
     if len(head) < 256:
         raise TruncatedFileError(f"only {len(head)} bytes: shorter than the 256-byte EDF/BDF "
@@ -162,14 +210,20 @@ def parse_header(head: bytes, path: str, data_bytes: int | None,
         raise CorruptFileError(f"version field {version!r} is neither EDF ('0       ') nor "
                                "BDF ('\\xffBIOSEMI')", path=path)
     is_bdf = version == BDF_MAGIC
-    fixed = {name: _text(head[a:b]) for name, a, b in (
-        ("patient", 8, 88), ("recording", 88, 168), ("startdate", 168, 176),
-        ("starttime", 176, 184), ("header_bytes", 184, 192), ("reserved", 192, 236),
-        ("n_records", 236, 244), ("record_duration", 244, 252), ("n_signals", 252, 256))}
-    ns = _int(fixed["n_signals"], "number of signals", path)
-    if ns <= 0:
-        raise CorruptFileError(f"number of signals is {ns}; it must be at least 1", path=path)
-    header_bytes = _int(fixed["header_bytes"], "header size", path)
+    raw_fields: dict[str, bytes] = {}
+    fixed: dict[str, str] = {}
+    for name, a, b in (("patient", 8, 88), ("recording", 88, 168), ("startdate", 168, 176),
+                       ("starttime", 176, 184), ("header_bytes", 184, 192),
+                       ("reserved", 192, 236), ("n_records", 236, 244),
+                       ("record_duration", 244, 252), ("n_signals", 252, 256)):
+        fixed[name], irregular = _text(head[a:b])
+        if irregular:
+            raw_fields[name] = head[a:b]
+    ns = _number(fixed["n_signals"], "number of signals", path, integer=True)
+    if not 0 < ns <= _MAX_SIGNALS:
+        raise CorruptFileError(f"number of signals is {ns}; it must be 1 to {_MAX_SIGNALS}",
+                               path=path)
+    header_bytes = _number(fixed["header_bytes"], "header size", path, integer=True)
     if header_bytes != 256 * (ns + 1):
         raise CorruptFileError(f"header size field says {header_bytes} bytes but {ns} signals "
                                f"need 256 * ({ns} + 1) = {256 * (ns + 1)}", path=path)
@@ -179,85 +233,166 @@ def parse_header(head: bytes, path: str, data_bytes: int | None,
     fields: dict[str, list[str]] = {}
     pos = 256
     for name, width in _SIGNAL_FIELDS:
-        fields[name] = [_text(head[pos + i * width: pos + (i + 1) * width]) for i in range(ns)]
+        fields[name] = []
+        for i in range(ns):
+            raw = head[pos + i * width: pos + (i + 1) * width]
+            text, irregular = _text(raw)
+            fields[name].append(text)
+            if irregular:
+                raw_fields[f"{name} of signal {i + 1}"] = raw
         pos += ns * width
-    ints = {k: np.array([_int(v, f"{k} of signal {i + 1} ({fields['label'][i]!r})", path)
+    labels = fields["label"]
+    ints = {k: np.array([_number(v, f"{k} of {_signal(i, labels)}", path, integer=True,
+                                 lo=-_FIELD_MAX, hi=_FIELD_MAX)
                          for i, v in enumerate(fields[k])], dtype=np.int64)
             for k in ("digital_min", "digital_max", "samples_per_record")}
-    floats = {k: np.array([_float(v, f"{k} of signal {i + 1} ({fields['label'][i]!r})", path)
+    commas: list[str] = []
+    floats = {k: np.array([_number(v, f"{k} of {_signal(i, labels)}", path, integer=False,
+                                   commas=commas)
                            for i, v in enumerate(fields[k])], dtype=np.float64)
               for k in ("physical_min", "physical_max")}
     dur_text = fixed["record_duration"]
-    duration = _float(dur_text, "data record duration", path)
+    duration = _number(dur_text, "data record duration", path, integer=False, commas=commas)
+    if commas:
+        dur_text = dur_text.replace(",", ".")
+    n_records = _number(fixed["n_records"], "number of records", path, integer=True,
+                        lo=-_FIELD_MAX, hi=_FIELD_MAX)
     header = EdfHeader(
         path=path, is_bdf=is_bdf, version=version, patient=fixed["patient"],
         recording=fixed["recording"], startdate=fixed["startdate"],
         starttime=fixed["starttime"], header_bytes=header_bytes, reserved=fixed["reserved"],
-        n_records=0, n_records_declared=_int(fixed["n_records"], "number of records", path),
+        n_records=0, n_records_declared=n_records,
         record_duration_text=dur_text, record_duration=duration,
-        labels=tuple(fields["label"]), transducers=tuple(fields["transducer"]),
+        labels=tuple(labels), transducers=tuple(fields["transducer"]),
         units=tuple(fields["unit"]), prefilters=tuple(fields["prefilter"]),
         signal_reserved=tuple(fields["reserved"]),
         physical_min=floats["physical_min"], physical_max=floats["physical_max"],
         digital_min=ints["digital_min"], digital_max=ints["digital_max"],
-        samples_per_record=ints["samples_per_record"])
-    _validate(header)
-    return _resolve_records(header, data_bytes, on_truncated)
+        samples_per_record=ints["samples_per_record"], raw_fields=raw_fields)
+    notes = _validate(header)
+    if commas:
+        shown = ", ".join(commas[:4]) + (f" and {len(commas) - 4} more" if len(commas) > 4
+                                         else "")
+        notes.insert(0, f"numbers written with a decimal comma ({shown}); read the comma as "
+                        "a decimal point")
+    header, note = _resolve_records(header, data_bytes, on_truncated)
+    for text in [*_text_notes(header), *notes, *([note] if note else [])]:
+        warnings.warn(f"{path}: {text}", stacklevel=4)
+    return header
 
 
-def _validate(h: EdfHeader) -> None:
-    """Reject impossible values: they would give wrong samples, not just odd metadata."""
-    path = h.path
-    if h.record_duration < 0:
-        raise CorruptFileError(f"data record duration is {h.record_duration_text!r} (< 0)",
-                               path=path)
-    bad = np.flatnonzero(h.samples_per_record <= 0)
+def _text_notes(h: EdfHeader) -> list[str]:
+    if not h.raw_fields:
+        return []
+    names = list(h.raw_fields)
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return [f"header fields hold non-ASCII, NUL or control bytes ({shown}); read as text up "
+            "to the first NUL, decoded as UTF-8 or else Latin-1; the raw bytes are in "
+            "metadata['edf_header_raw']"]
+
+
+def _validate(h: EdfHeader) -> list[str]:
+    """Reject impossible values (they would give wrong samples); return tolerated quirks."""
+    path, labels = h.path, list(h.labels)
+    notes: list[str] = []
+    if not 0 <= h.record_duration <= _FIELD_MAX:
+        raise CorruptFileError(f"data record duration is {h.record_duration_text!r} (must be "
+                               f"0 to {_FIELD_MAX} s); {_FIX_HINT}", path=path)
+    bad = np.flatnonzero((h.samples_per_record <= 0) | (h.samples_per_record > _FIELD_MAX))
     if bad.size:
         i = int(bad[0])
-        raise CorruptFileError(f"signal {i + 1} ({h.labels[i]!r}) has "
-                               f"{int(h.samples_per_record[i])} samples per record", path=path)
+        raise CorruptFileError(f"{_signal(i, labels)} has {int(h.samples_per_record[i])} "
+                               f"samples per record (must be 1 to {_FIELD_MAX}); {_FIX_HINT}",
+                               path=path)
+    ann = h.annotation_indices
+    if h.is_plus and not ann:
+        notes.append(f"the header declares {h.file_type} but has no 'EDF Annotations' signal; "
+                     "read as plain EDF: no annotations, start time without a sub-second "
+                     "part" + (", records taken as contiguous" if h.is_discontinuous else ""))
+    if ann and not h.is_plus:
+        notes.append(f"plain {'BDF' if h.is_bdf else 'EDF'} header (reserved field "
+                     f"{h.reserved!r}) but {_signal(ann[0], labels)} is an annotation signal "
+                     f"('EDF Annotations'): read its TALs as EDF+C annotations, not as data")
     lo, hi = (-(2**23), 2**23 - 1) if h.is_bdf else (-(2**15), 2**15 - 1)
     data = h.signal_indices
+    flat: list[str] = []
+    swapped: list[str] = []
     for i in data:
         dmin, dmax = int(h.digital_min[i]), int(h.digital_max[i])
-        if not (lo <= dmin < dmax <= hi):
+        pmin, pmax = float(h.physical_min[i]), float(h.physical_max[i])
+        if not (lo <= min(dmin, dmax) and max(dmin, dmax) <= hi):
             raise CorruptFileError(
-                f"signal {i + 1} ({h.labels[i]!r}): digital range [{dmin}, {dmax}] is empty or "
-                f"outside the {'24' if h.is_bdf else '16'}-bit range [{lo}, {hi}]", path=path)
-        if h.physical_min[i] == h.physical_max[i]:
-            raise CorruptFileError(f"signal {i + 1} ({h.labels[i]!r}): physical minimum equals "
-                                   f"maximum ({h.physical_min[i]}); no scaling possible",
-                                   path=path)
+                f"{_signal(i, labels)}: digital range [{dmin}, {dmax}] is outside the "
+                f"{'24' if h.is_bdf else '16'}-bit range [{lo}, {hi}]; {_FIX_HINT}", path=path)
+        if pmin == pmax:
+            flat.append(_signal(i, labels))
+            continue
+        if dmin == dmax:
+            raise CorruptFileError(f"{_signal(i, labels)}: digital minimum equals maximum "
+                                   f"({dmin}) while the physical range is [{pmin}, {pmax}]: "
+                                   f"no scaling possible; {_FIX_HINT}", path=path)
+        if dmin > dmax:
+            swapped.append(_signal(i, labels))
+            dmin, dmax, pmin, pmax = dmax, dmin, pmax, pmin
+        with np.errstate(all="ignore"):
+            bitvalue = np.float64(pmax - pmin) / np.float64(dmax - dmin)
+            offset = np.float64(pmax) / bitvalue - dmax
+        if not (np.isfinite(bitvalue) and np.isfinite(offset) and bitvalue != 0):
+            raise CorruptFileError(f"{_signal(i, labels)}: physical range [{pmin}, {pmax}] "
+                                   f"over digital range [{dmin}, {dmax}] gives no finite "
+                                   f"scaling; {_FIX_HINT}", path=path)
+    if flat:
+        notes.append(f"{', '.join(flat)}: physical minimum equals maximum, so the gain is 0: "
+                     "every sample reads as that value (as MNE does)")
+    if swapped:
+        notes.append(f"{', '.join(swapped)}: digital minimum is above the maximum; scaled "
+                     "through the declared (digital_min, physical_min) and (digital_max, "
+                     "physical_max) pairs, so the polarity is as the header pairs them: check "
+                     "the sign")
     if data and h.record_duration == 0:
         raise CorruptFileError("data record duration is 0 but the file has "
                                f"{len(data)} ordinary signal(s): their rate is undefined",
                                path=path)
+    for i in data:
+        rate = h.rate(i)
+        if not (math.isfinite(rate) and rate > 0):
+            raise CorruptFileError(f"data record duration {h.record_duration_text!r} gives "
+                                   f"{_signal(i, labels)} a sampling rate of {rate}; "
+                                   f"{_FIX_HINT}", path=path)
+    return notes
 
 
-def _resolve_records(h: EdfHeader, data_bytes: int | None, on_truncated: str) -> EdfHeader:
-    """Fix ``n_records``: -1 (unknown) is computed from the size; a short file is truncated."""
+def _resolve_records(h: EdfHeader, data_bytes: int | None,
+                     on_truncated: str) -> tuple[EdfHeader, str | None]:
+    """Fix ``n_records``: -1 (unknown) is computed from the size; a short file is truncated.
+
+    Returns the header and the one note (warning text) about the record count, if any.
+    """
     declared = h.n_records_declared
     rb = h.record_bytes
     if declared < -1:
-        raise CorruptFileError(f"number of data records is {declared}", path=h.path)
+        raise CorruptFileError(f"number of data records is {declared} (only -1, 'unknown', "
+                               f"may be negative); {_FIX_HINT}", path=h.path)
     if data_bytes is None:
         if declared == -1:
             raise CorruptFileError("number of data records is -1 (unknown) and the data size "
                                    "cannot be known for compressed input; decompress first",
                                    path=h.path)
-        return replace(h, n_records=declared)
-    available, extra = divmod(data_bytes, rb)
+        return replace(h, n_records=declared), None
+    available, extra = divmod(max(data_bytes, 0), rb)
+    tail = (f"; {extra} trailing bytes of a partial record dropped" if extra else "")
     if declared == -1:
-        if extra:
-            warnings.warn(f"{h.path}: header gives -1 records; using the {available} complete "
-                          f"records in the file and ignoring {extra} trailing bytes",
-                          stacklevel=4)
-        return replace(h, n_records=available)
+        return replace(h, n_records=available), (
+            f"header gives -1 (unknown: the recording was not closed) data records; reading "
+            f"the {available} data records the file size holds{tail}")
+    if declared == 0 and available:
+        return replace(h, n_records=available), (
+            f"header declares 0 data records but the file holds {available} (a writer that "
+            f"never finalised the header); reading those{tail}")
     if available < declared and on_truncated == "warn":
-        warnings.warn(f"{h.path}: header promises {declared} data records but the file holds "
-                      f"only {available} complete ones; reading those ({extra} trailing bytes "
-                      "of a partial record dropped)", stacklevel=4)
-        return replace(h, n_records=available)
+        return replace(h, n_records=available), (
+            f"header promises {declared} data records but the file holds only {available} "
+            f"complete ones; reading those{tail}")
     if available < declared:
         raise TruncatedFileError(
             f"header promises {declared} data records ({declared * rb} bytes) but the file "
@@ -265,9 +400,11 @@ def _resolve_records(h: EdfHeader, data_bytes: int | None, on_truncated: str) ->
             "on_truncated='warn' to read the complete records", path=h.path,
             declared=declared, available=available)
     if data_bytes > declared * rb:
-        warnings.warn(f"{h.path}: {data_bytes - declared * rb} bytes after the {declared} "
-                      "declared data records are ignored", stacklevel=4)
-    return replace(h, n_records=declared)
+        more, part = divmod(data_bytes - declared * rb, rb)
+        return replace(h, n_records=declared), (
+            f"{data_bytes - declared * rb} bytes after the {declared} declared data records "
+            f"are ignored ({more} more whole records and a partial one of {part} bytes)")
+    return replace(h, n_records=declared), None
 
 
 def _subfield(text: str) -> str | None:

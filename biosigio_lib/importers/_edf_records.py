@@ -30,8 +30,9 @@ def read_records(fh: IO[bytes] | None, local_path: str | None, h: EdfHeader, fir
     start = h.header_bytes + first * rb
     if local_path is not None:
         buf = np.fromfile(local_path, dtype=np.uint8, count=nbytes, offset=start)
+    elif fh is None:
+        raise TypeError("read_records needs an open file or a local path")
     else:
-        assert fh is not None
         fh.seek(start)
         buf = np.empty(nbytes, dtype=np.uint8)
         view = memoryview(buf)
@@ -64,10 +65,27 @@ def digital_samples(records: np.ndarray, h: EdfHeader) -> np.ndarray:
 
 
 def scaling(h: EdfHeader, idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(bitvalue, offset)`` per signal, computed exactly as EDFlib does."""
+    """``(bitvalue, offset)`` per signal, computed exactly as EDFlib does.
+
+    Quirks the header validation let through (with a warning): a swapped digital range
+    (``digital_min > digital_max``) is scaled through the same two (digital, physical)
+    points with both pairs swapped back, so it equals pyedflib's value for the equivalent
+    legal file; a flat signal (``physical_min == physical_max``) gets ``(0, 0)`` and
+    :func:`scale_group` fills it with ``physical_min``.
+    """
     pmin, pmax = h.physical_min[idx], h.physical_max[idx]
     dmin = h.digital_min[idx].astype(np.float64)
     dmax = h.digital_max[idx].astype(np.float64)
+    swap = dmin > dmax
+    if swap.any():
+        pmin, pmax = np.where(swap, pmax, pmin), np.where(swap, pmin, pmax)
+        dmin, dmax = np.where(swap, dmax, dmin), np.where(swap, dmin, dmax)
+    flat = pmin == pmax
+    if flat.any():
+        with np.errstate(all="ignore"):
+            bitvalue = np.where(flat, 0.0, (pmax - pmin) / (dmax - dmin))
+            offset = np.where(flat, 0.0, pmax / bitvalue - dmax)
+        return bitvalue, offset
     bitvalue = (pmax - pmin) / (dmax - dmin)
     offset = pmax / bitvalue - dmax
     return bitvalue, offset
@@ -101,6 +119,9 @@ def scale_group(dig: np.ndarray, h: EdfHeader, idx: list[int]) -> np.ndarray:
         dst = out[pos: pos + m].reshape(m, n, s)
         np.add(src, offset[pos: pos + m, None, None], out=dst)
         np.multiply(dst, bitvalue[pos: pos + m, None, None], out=dst)
+    flat = np.flatnonzero(h.physical_min[idx] == h.physical_max[idx])
+    if flat.size:  # gain 0: every sample is physical_min (warned in the header)
+        out[flat] = h.physical_min[idx][flat, None]
     return out
 
 

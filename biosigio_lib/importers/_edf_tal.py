@@ -9,7 +9,7 @@ may share that TAL after the empty text. Text is UTF-8 (EDF+ spec 2.2.2).
 from __future__ import annotations
 
 import math
-import warnings
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,16 @@ class TalBatch:
     onsets: list[float] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    #: tolerated quirks met: ``{key: message}`` (the reader warns once per key and file)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+#: A whole TAL head (``+onset`` with an optional ``\x15duration``), as an annotation text
+#: can never be: such a text inside a TAL means the writer left out the ``\x00`` before it.
+_TAL_HEAD = re.compile(rb"[+-]\d+(?:\.\d*)?(?:\x15\d+(?:\.\d*)?)?")
+NOTE_NO_NUL = ("TALs not separated by \\x00 (a known vendor-export quirk): each text "
+               "that is a '+onset' starts a new TAL; check the annotations")
+NOTE_LATIN1 = "annotation text is not UTF-8; read as Latin-1"
 
 
 def _number(raw: bytes, what: str, where: str, path: str, signed: bool) -> float:
@@ -44,17 +54,22 @@ def _number(raw: bytes, what: str, where: str, path: str, signed: bool) -> float
     return value
 
 
-def _decode(raw: bytes, where: str, path: str) -> str:
+def _decode(raw: bytes, where: str, notes: dict[str, str]) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        warnings.warn(f"{path}: {where}: annotation text is not UTF-8; read as Latin-1",
-                      stacklevel=4)
+        notes.setdefault("latin1", f"{where}: {NOTE_LATIN1}")
         return raw.decode("latin-1")
 
 
-def parse_tal(raw: bytes, where: str, path: str) -> list[tuple[float, float, list[str]]]:
-    """All TALs in one annotation signal of one record: ``(onset, duration|nan, texts)``."""
+def parse_tal(raw: bytes, where: str, path: str,
+              notes: dict[str, str] | None = None) -> list[tuple[float, float, list[str]]]:
+    """All TALs in one annotation signal of one record: ``(onset, duration|nan, texts)``.
+
+    Quirks read anyway are added to ``notes`` (key -> message): TALs run together without
+    their ``\\x00`` separator, and text that is not UTF-8 (read as Latin-1).
+    """
+    notes = {} if notes is None else notes
     out: list[tuple[float, float, list[str]]] = []
     for tal in raw.split(b"\x00"):
         if not tal:
@@ -63,10 +78,16 @@ def parse_tal(raw: bytes, where: str, path: str) -> list[tuple[float, float, lis
         if len(parts) < 2 or parts[-1] != b"":
             raise CorruptFileError(f"{where}: unterminated TAL {tal[:40]!r} (no closing "
                                    "\\x14 before \\x00)", path=path)
-        onset_b, sep, dur_b = parts[0].partition(b"\x15")
-        onset = _number(onset_b, "onset", where, path, signed=True)
-        duration = _number(dur_b, "duration", where, path, signed=False) if sep else math.nan
-        out.append((onset, duration, [_decode(p, where, path) for p in parts[1:-1]]))
+        # a text (not the first) that is a TAL head, followed by a text of its own
+        heads = [k for k in range(2, len(parts) - 2) if _TAL_HEAD.fullmatch(parts[k])]
+        if heads:
+            notes.setdefault("no_nul", f"{where}: {NOTE_NO_NUL}")
+        for a, b in zip([0, *heads], [*heads, len(parts) - 1]):
+            onset_b, sep, dur_b = parts[a].partition(b"\x15")
+            onset = _number(onset_b, "onset", where, path, signed=True)
+            duration = (_number(dur_b, "duration", where, path, signed=False) if sep
+                        else math.nan)
+            out.append((onset, duration, [_decode(p, where, notes) for p in parts[a + 1:b]]))
     return out
 
 
@@ -82,7 +103,7 @@ def parse_tal_records(blocks: list[np.ndarray], labels: list[str], first_record:
     for r in range(n):
         for j, block in enumerate(blocks):
             where = f"data record {first_record + r}, signal {labels[j]!r}"
-            tals = parse_tal(block[r].tobytes(), where, path)
+            tals = parse_tal(block[r].tobytes(), where, path, batch.notes)
             if j == 0:
                 if not tals or not tals[0][2] or tals[0][2][0] != "":
                     raise CorruptFileError(f"{where}: no timekeeping TAL ('+onset\\x14\\x14') "

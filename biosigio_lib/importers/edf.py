@@ -42,6 +42,7 @@ from ._edf_header import (
     parse_edf_plus_patient,
     parse_edf_plus_recording,
     parse_header,
+    signal_count,
     start_datetime,
 )
 from ._edf_records import (
@@ -66,6 +67,7 @@ _PREFIX_TYPES = {
 _TRIGGER_LABELS = {"STATUS", "TRIGGER", "TRIG", "STI 014", "EVENT"}
 _STATUS_MODES = ("physical", "digital", "trigger")
 _GAP_TOLERANCE = 1e-6  # s; TAL onsets carry 100 ns resolution in practice
+_MAX_START_OFFSET = 1e9  # s (~32 years): a larger first TAL onset is corrupt, not late
 
 
 def channel_type(label: str, default_type: str) -> str:
@@ -96,10 +98,9 @@ class _Source:
             head = self._read(256)
             if not head:
                 raise TruncatedFileError("the file is empty (0 bytes)", path=loc.url)
-            with contextlib.suppress(ValueError):
-                ns = int(head[252:256].decode("ascii", "replace").strip())
-                if 0 < ns < 100_000:
-                    head += self._read(256 * ns)
+            ns = signal_count(head)
+            if ns is not None:
+                head += self._read(256 * ns)
             size = None if self.compressed else int(loc.fs.size(loc.path))
             data_bytes = None if size is None else size - len(head)
             self.header = parse_header(head, loc.url, data_bytes, on_truncated)
@@ -158,6 +159,8 @@ def _base_metadata(h: EdfHeader, url: str) -> dict[str, Any]:
         "edf_recording_field": h.recording, "edf_reserved": h.reserved,
         "edf_record_duration": h.record_duration, "edf_n_records": h.n_records,
     })
+    if h.raw_fields:
+        meta["edf_header_raw"] = dict(h.raw_fields)
     return meta
 
 
@@ -191,7 +194,9 @@ class _Decoder:
         for pos, i in enumerate(self.data_idx):
             self.groups.setdefault(int(h.samples_per_record[i]), []).append(pos)
         self.meta = _base_metadata(h, src.loc.url)
-        self.start_offset: float | None = None if h.is_plus else 0.0
+        # EDF+ start offset: from the first record's timekeeping TAL, when there are TALs
+        self.start_offset: float | None = None if self.ann_idx else 0.0
+        self.warned: set[str] = set()  # TAL quirks already warned about (one per file)
         self.prev_end: float | None = None
 
     def _is_status(self, pos: int) -> bool:
@@ -204,6 +209,11 @@ class _Decoder:
             if self.start_offset < 0:
                 raise CorruptFileError(f"first data record starts at {self.start_offset} s, "
                                        "before the header start time", path=self.h.path)
+            if self.start_offset > _MAX_START_OFFSET:
+                raise CorruptFileError(
+                    f"data record 0 starts at {self.start_offset:g} s after the header start "
+                    f"time (over {_MAX_START_OFFSET:g} s, {_MAX_START_OFFSET / 3.15576e7:.0f}"
+                    " years): its timekeeping TAL is corrupt", path=self.h.path)
         rel = onsets - self.start_offset
         dur = self.h.record_duration
         prev = np.concatenate([[self.prev_end if self.prev_end is not None else 0.0],
@@ -231,24 +241,33 @@ class _Decoder:
             tal = parse_tal_records(blocks, [h.labels[i] for i in self.ann_idx], first, h.path)
             onsets, gaps = self._timing(first, tal.record_onsets)
             events = (tal.onsets, tal.durations, tal.texts)
+            for key, note in tal.notes.items():
+                if key not in self.warned:
+                    self.warned.add(key)
+                    warnings.warn(f"{h.path}: {note}", stacklevel=3)
             meta["edf_gaps"] = gaps
             if gaps:
                 meta["edf_record_onsets"] = onsets
                 warnings.warn(f"{h.path}: {len(gaps)} gap(s) between data records ({h.file_type})"
                               "; samples are concatenated records, gaps listed in "
                               "metadata['edf_gaps']", stacklevel=3)
-        assert self.start_offset is not None
+        start_offset = self.start_offset or 0.0  # set by _timing whenever there are TALs
         start = meta["start_time"]
-        if isinstance(start, dt.datetime) and self.start_offset:
-            meta["start_time"] = start + dt.timedelta(seconds=self.start_offset)
-        if h.is_plus:
-            meta["edf_start_offset"] = self.start_offset
+        if isinstance(start, dt.datetime) and start_offset:
+            try:
+                meta["start_time"] = start + dt.timedelta(seconds=start_offset)
+            except OverflowError:
+                raise CorruptFileError(f"start {start} plus the first record's onset "
+                                       f"{start_offset:g} s is past year 9999",
+                                       path=h.path) from None
+        if self.ann_idx:
+            meta["edf_start_offset"] = start_offset
         rec = Recording(meta)
         t0 = first * h.record_duration
         if self.data_idx:
             self._add_signals(rec, digital_samples(records, h), t0)
         if events[0]:
-            onset = np.asarray(events[0], dtype=np.float64) - self.start_offset
+            onset = np.asarray(events[0], dtype=np.float64) - start_offset
             rec.add_events(onset, np.asarray(events[1], dtype=np.float64),
                            np.asarray(events[2], dtype=object))
         return rec
