@@ -51,6 +51,7 @@ from ._edf_records import (
     raw_channel,
     read_records,
     scale_group,
+    scaling,
 )
 from ._edf_tal import parse_tal_records
 from ._registry import Importer, register
@@ -277,15 +278,20 @@ class _Decoder:
         for positions in self.groups.values():
             rate = h.rate(self.data_idx[positions[0]])
             plain = [p for p in positions if not self._is_status(p)]
-            if plain:
-                idx = [self.data_idx[p] for p in plain]
-                if self.digital:
-                    cals = [Calibration.edf(h.physical_min[i], h.physical_max[i],
-                                            h.digital_min[i], h.digital_max[i]) for i in idx]
-                    self._add(rec, plain, digital_group(dig, h, idx), rate, t0,
-                              calibration=cals)
-                else:
-                    self._add(rec, plain, scale_group(dig, h, idx), rate, t0)
+            # A flat signal (physical_min == physical_max) has no calibration that gives its
+            # constant value: it is stored physical, like everything with digital=False.
+            flat = {p for p in plain
+                    if h.physical_min[self.data_idx[p]] == h.physical_max[self.data_idx[p]]}
+            keep = [p for p in plain if p not in flat] if self.digital else []
+            phys = [p for p in plain if p not in keep]
+            if keep:
+                idx = [self.data_idx[p] for p in keep]
+                bitvalue, offset = scaling(h, idx)
+                cals = [Calibration(gain=g, baseline=-o) for g, o in zip(bitvalue, offset)]
+                self._add(rec, keep, digital_group(dig, h, idx), rate, t0, calibration=cals)
+            if phys:
+                self._add(rec, phys, scale_group(dig, h, [self.data_idx[p] for p in phys]),
+                          rate, t0)
             for p in positions:
                 if self._is_status(p):
                     word = raw_channel(dig, h, self.data_idx[p])
