@@ -267,12 +267,14 @@ class Recording:
         prefilter: str = "",
         t0: float = 0.0,
         grid: str | None = None,
+        calibration: Calibration | None = None,
         **info: Any,
     ) -> None:
         """Add one channel; ``data`` keeps its dtype; its rate picks (or creates) its grid.
 
         Refuses a label already present (:class:`DuplicateLabelError`). Extra keyword
         arguments are kept in ``channels[label]`` (transducer, ranges, original_label...).
+        With ``calibration``, ``data`` are the stored integers (see :meth:`add_channels`).
         """
         arr = np.asarray(data)
         if arr.ndim != 1:
@@ -280,7 +282,8 @@ class Recording:
                 f"channel {label!r}: data must be 1-D, got shape {arr.shape}"
             )
         self.add_channels([label], arr[None, :], fs, [unit], [type], prefilters=[prefilter],
-                          infos=[info] if info else None, t0=t0, grid=grid)
+                          infos=[info] if info else None, t0=t0, grid=grid,
+                          calibration=calibration)
 
     def add_channels(
         self,

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,21 @@ FORMAT_VERSION = 1
 #: it rather than return ADC counts as if they were physical values.
 COMPACT_VERSION = 2
 READ_VERSIONS = (FORMAT_VERSION, COMPACT_VERSION)
-_PACKED = "zstd+base85"
 _SMALL_BLOB = 1 << 18
+#: A frozen preset dictionary for raw deflate: the keys every blob repeats. Tiny blobs (a few
+#: KB) come out ~20 % smaller with it than with zstd; larger ones use zstd. Never change
+#: these bytes: archives name the dictionary they were written with ("deflate-d1").
+_DEFLATE_D1 = (
+    b'{"format":"biosigio-tabular","version":2,"metadata":{"source_file":"","source_format":'
+    b'"edf","start_time":{"__biosigio_type__":"datetime","value":""},"subject":null},'
+    b'"channels":{"":{"sample_frequency":1.0,"physical_dimension":"uV","channel_type":"EEG",'
+    b'"modality":"EEG","prefilter":"","transducer":"","physical_min":-1.0,"physical_max":1.0,'
+    b'"digital_min":-32768,"digital_max":32767}},"events":[{"onset":0.0,"duration":0.0,'
+    b'"description":""}],"biosigio_lib":{"version":1,"chunk_rows":65536,"grid":{"key":"",'
+    b'"rate":1.0,"t0":0.0,"n_samples":0},"calibration":{"":{"gain":1.0,"baseline":0.0,'
+    b'"divide":true,"missing":-32768}},"event_dtypes":[["onset","float64"],["duration",'
+    b'"float64"],["description","str"]]}}')
+_ENCODINGS = ("zstd+base85", "deflate-d1+base85")
 #: Our key inside the blob (biosigio 1.2 reads only the keys it knows and ignores this one).
 EXTENSION_KEY = "biosigio_lib"
 EXTENSION_VERSION = 1
@@ -185,29 +199,44 @@ def build_blob(metadata: Mapping[str, Any], channels: Mapping[str, Mapping[str, 
         EXTENSION_KEY: {"version": EXTENSION_VERSION, **_jsonsafe.encode(dict(extension)),
                         "event_dtypes": event_dtypes},
     }
-    text = json.dumps(blob, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    text = json.dumps(blob, ensure_ascii=False, allow_nan=False,
+                      separators=None if version == FORMAT_VERSION else (",", ":")).encode("utf-8")
     if version == FORMAT_VERSION:
         return text
     import pyarrow as pa
 
     level = 19 if len(text) < _SMALL_BLOB else 6  # small blobs (most) get the strongest level
-    packed = base64.b85encode(
-        pa.Codec("zstd", compression_level=level).compress(text, asbytes=True)).decode("ascii")
-    return json.dumps({"format": FORMAT, "version": version, "encoding": _PACKED,
-                       "size": len(text), "data": packed}).encode("utf-8")
+    packed, encoding = pa.Codec("zstd", compression_level=level).compress(
+        text, asbytes=True), _ENCODINGS[0]
+    if len(text) < _SMALL_BLOB:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DEFLATE_D1)
+        small = deflate.compress(text) + deflate.flush()
+        if len(small) < len(packed):
+            packed, encoding = small, _ENCODINGS[1]
+    return json.dumps({"format": FORMAT, "version": version, "encoding": encoding,
+                       "size": len(text), "data": base64.b85encode(packed).decode("ascii")},
+                      separators=(",", ":")).encode("utf-8")
 
 
 def _unpack(blob: dict[str, Any], where: str) -> Any:
-    """The inner blob of a compact table (its metadata is zstd-compressed JSON)."""
-    if blob.get("encoding") != _PACKED:
-        raise ArchiveFormatError(f"unknown blob encoding {blob.get('encoding')!r}", path=where)
+    """The inner blob of a compact table (its metadata is compressed JSON)."""
+    encoding = blob.get("encoding")
+    if encoding not in _ENCODINGS:
+        raise ArchiveFormatError(f"unknown blob encoding {encoding!r}", path=where)
     import pyarrow as pa
 
     try:
-        raw = pa.decompress(base64.b85decode(blob["data"]),
-                            decompressed_size=int(blob["size"]), codec="zstd", asbytes=True)
+        data = base64.b85decode(blob["data"])
+        if encoding == _ENCODINGS[0]:
+            raw = pa.decompress(data, decompressed_size=int(blob["size"]), codec="zstd",
+                                asbytes=True)
+        else:
+            inflate = zlib.decompressobj(-15, zdict=_DEFLATE_D1)
+            raw = inflate.decompress(data) + inflate.flush()
+            if len(raw) != int(blob["size"]) or not inflate.eof:
+                raise ValueError("the deflate stream is incomplete")
         inner = json.loads(raw)
-    except (KeyError, TypeError, ValueError, OSError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError, OSError, binascii.Error, zlib.error) as exc:
         raise ArchiveFormatError(f"the compressed 'biosigio' metadata is damaged ({exc})",
                                  path=where) from exc
     if not isinstance(inner, dict) or inner.get("version") != blob.get("version"):

@@ -1,0 +1,168 @@
+"""Physical units for analytics engines reading a compact archive as a plain table.
+
+A compact (version 2) table stores a digitized channel as its integers; the calibration and
+the grid's rate and start are in the schema metadata. These helpers turn that metadata into
+a query each engine runs itself, giving physical float64 values bit-identical to
+:meth:`Recording.channel_data` (same IEEE operations in the same order) and a ``time``
+column equal to the grid's ``t0 + i / rate``::
+
+    duckdb.sql(physical_sql("rec.parquet"))            # DuckDB
+    physical_polars("rec.parquet").collect()           # Polars (Parquet or Feather)
+    physical_pandas("rec.parquet")                     # pandas
+
+A version-1 table (float channels) passes through unchanged, with its stored time column.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._fs import resolve
+from ..calibration import Calibration
+from ..errors import ArchiveFormatError
+from ._schema import COLUMN_LABELS_KEY, MANIFEST_NAME, parse_blob
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+__all__ = ["TableLayout", "physical_pandas", "physical_polars", "physical_sql", "table_layout"]
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """What a query needs from one table file: its columns, their calibrations, the grid."""
+
+    path: str
+    kind: str  # "parquet" or "arrow"
+    columns: list[str]  # channel columns in table order
+    labels: dict[str, str]  # column -> channel label (differ only for non-UTF-8 labels)
+    calibrations: dict[str, Calibration]  # column -> calibration
+    rate: float | None
+    t0: float
+    time_column: str | None  # the stored time column of a version-1 table
+
+
+def _grid_file(path: str, grid: str | None) -> str:
+    loc = resolve(path)
+    if not loc.fs.isdir(loc.path):
+        return loc.path
+    import json
+
+    with loc.fs.open(loc.child(MANIFEST_NAME).path, "rb") as fh:
+        manifest = json.loads(fh.read())
+    entries = manifest.get("grids") or []
+    keys = [str(g.get("key")) for g in entries]
+    if grid is None and len(entries) == 1:
+        return loc.child(entries[0]["file"]).path
+    for g in entries:
+        if str(g.get("key")) == grid:
+            return loc.child(g["file"]).path
+    raise ArchiveFormatError(f"a multi-grid archive: pass grid= one of {keys}", path=path)
+
+
+def table_layout(path: str | os.PathLike[str], grid: str | None = None) -> TableLayout:
+    """Read one table's schema metadata (nothing else) and describe its layout."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = _grid_file(os.fspath(path), grid)
+    with open(file, "rb") as fh:
+        kind = "parquet" if fh.read(4) == b"PAR1" else "arrow"
+    schema = pq.read_schema(file) if kind == "parquet" else pa.ipc.open_file(file).schema
+    blob = parse_blob(schema.metadata, file)
+    ext = blob["extension"]
+    time_name = ext.get("time_column")
+    skip = {time_name, ext.get("placeholder_column")}
+    columns = [n for n in schema.names if n not in skip]
+    escaped = ext.get(COLUMN_LABELS_KEY) or {}
+    cals = {c: Calibration.from_json(v) for c, v in (ext.get("calibration") or {}).items()}
+    g = ext.get("grid") or {}
+    return TableLayout(file, kind, columns, {c: str(escaped.get(c, c)) for c in columns}, cals,
+                       float(g["rate"]) if "rate" in g else None, float(g.get("t0", 0.0)),
+                       time_name)
+
+
+def _dbl(x: float) -> str:
+    """A DuckDB DOUBLE literal that parses to exactly ``x`` (a bare ``0.5`` is a DECIMAL)."""
+    return f"'{x!r}'::DOUBLE"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def physical_sql(path: str | os.PathLike[str], grid: str | None = None) -> str:
+    """A DuckDB ``SELECT`` over a Parquet archive file giving ``time`` and physical values."""
+    lay = table_layout(path, grid)
+    if lay.kind != "parquet":
+        raise ArchiveFormatError("DuckDB reads the Parquet archive; for Feather use "
+                                 "physical_polars()", path=lay.path)
+    cols = []
+    if lay.time_column is not None:
+        cols.append(f"{_ident(lay.time_column)} AS time")
+    elif lay.rate is not None:
+        t = f"file_row_number::DOUBLE / {_dbl(lay.rate)}"
+        cols.append(f"{t} + {_dbl(lay.t0)} AS time" if lay.t0 else f"{t} AS time")
+    for c in lay.columns:
+        cal = lay.calibrations.get(c)
+        expr = _ident(c)
+        if cal is not None:
+            op = "/" if cal.divide else "*"
+            expr = f"({expr}::DOUBLE - {_dbl(cal.baseline)}) {op} {_dbl(cal.gain)}"
+            if cal.missing is not None:
+                expr = (f"CASE WHEN {_ident(c)} = {cal.missing} THEN 'NaN'::DOUBLE "
+                        f"ELSE {expr} END")
+        cols.append(f"{expr} AS {_ident(lay.labels[c])}")
+    src = "'" + lay.path.replace("'", "''") + "'"
+    return (f"SELECT {', '.join(cols)} FROM read_parquet({src}, file_row_number = true) "
+            "ORDER BY file_row_number")
+
+
+def physical_polars(path: str | os.PathLike[str], grid: str | None = None) -> pl.LazyFrame:
+    """A Polars LazyFrame over a Parquet or Feather archive file: ``time`` + physical values."""
+    import polars as pl
+
+    lay = table_layout(path, grid)
+    row = "__biosigio_row__"
+    frame = (pl.scan_parquet(lay.path, row_index_name=row) if lay.kind == "parquet"
+             else pl.scan_ipc(lay.path, row_index_name=row))
+
+    def const(value: float) -> pl.Expr:
+        # Polars turns division by a literal into multiplication by its reciprocal, which is
+        # not IEEE-identical to numpy's division; a computed constant column keeps true
+        # division (and costs one cheap pass).
+        return (pl.col(row) * 0).cast(pl.Float64) + value
+
+    exprs: list[Any] = []
+    if lay.time_column is not None:
+        exprs.append(pl.col(lay.time_column).alias("time"))
+    elif lay.rate is not None:
+        t = pl.col(row).cast(pl.Float64) / const(lay.rate)
+        exprs.append((t + lay.t0 if lay.t0 else t).alias("time"))
+    for c in lay.columns:
+        cal = lay.calibrations.get(c)
+        expr = pl.col(c)
+        if cal is not None:
+            base = pl.col(c).cast(pl.Float64) - cal.baseline
+            expr = base / const(cal.gain) if cal.divide else base * cal.gain
+            if cal.missing is not None:
+                expr = pl.when(pl.col(c) == cal.missing).then(float("nan")).otherwise(expr)
+        exprs.append(expr.alias(lay.labels[c]))
+    return frame.select(exprs)
+
+
+def physical_pandas(path: str | os.PathLike[str], grid: str | None = None) -> pd.DataFrame:
+    """A pandas DataFrame of physical values indexed by ``time`` (s), any archive file."""
+    import pandas as pd
+
+    from ._read import read_archive
+
+    lay = table_layout(path, grid)
+    rec = read_archive(lay.path)
+    (g,) = rec.grids.values() if rec.grids else (None,)
+    if g is None:
+        return pd.DataFrame(index=pd.Index([], name="time"))
+    return g.to_frame()
