@@ -25,6 +25,7 @@ from .errors import (
     MixedSamplingRateError,
     NonFiniteValueError,
 )
+from .lazy import LazySamples
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
@@ -97,9 +98,13 @@ class _Block:
 
     @property
     def array(self) -> np.ndarray:
+        if isinstance(self.buf, LazySamples):
+            return self.buf  # type: ignore[return-value]
         return self.buf[: self.n]
 
     def append(self, rows: np.ndarray, labels: Sequence[str]) -> None:
+        if isinstance(self.buf, LazySamples):
+            raise InvalidChannelError("channels cannot be appended to a file-backed block")
         need = self.n + rows.shape[0]
         if need > self.buf.shape[0]:
             cap = max(need, 2 * self.buf.shape[0], 4)
@@ -127,7 +132,8 @@ class Grid:
         self.n_samples = n_samples
         self.t0 = t0
         self.labels: list[str] = []
-        self._blocks: dict[tuple[np.dtype[Any], bool], _Block] = {}
+        #: (dtype, calibrated, 0 or the id of a file-backed block) -> block
+        self._blocks: dict[tuple[np.dtype[Any], bool, int], _Block] = {}
         self._cal: dict[str, Calibration] = {}
 
     def __repr__(self) -> str:
@@ -146,12 +152,12 @@ class Grid:
     def dtypes(self) -> dict[str, np.dtype[Any]]:
         """The dtype of each channel's physical values (float64 for calibrated channels)."""
         return {lab: np.dtype(np.float64) if cal else dt
-                for (dt, cal), b in self._blocks.items() for lab in b.labels}
+                for (dt, cal, _), b in self._blocks.items() for lab in b.labels}
 
     @property
     def stored_dtypes(self) -> dict[str, np.dtype[Any]]:
         """The dtype each channel is stored in (the integers of a calibrated channel)."""
-        return {lab: dt for (dt, _), b in self._blocks.items() for lab in b.labels}
+        return {lab: dt for (dt, _, _), b in self._blocks.items() for lab in b.labels}
 
     @property
     def calibrations(self) -> dict[str, Calibration]:
@@ -198,17 +204,29 @@ class Grid:
         cal = self._cal.get(label)
         return raw if cal is None else cal.apply(raw)
 
+    @property
+    def is_lazy(self) -> bool:
+        """True when some samples stay in the source file until read (:mod:`.lazy`)."""
+        return any(key[2] for key in self._blocks)
+
     def blocks(self) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Yield ``(labels, 2-D physical array)`` per stored block (views when uncalibrated)."""
+        """Yield ``(labels, 2-D physical array)`` per stored block (views when uncalibrated;
+        a file-backed block is read whole)."""
         for labels, arr, cals in self.stored_blocks():
+            if isinstance(arr, LazySamples):
+                arr = np.asarray(arr)
             if cals is None:
                 yield labels, arr
             else:
                 yield labels, to_physical(arr, cals)
 
     def stored_blocks(self) -> Iterator[tuple[list[str], np.ndarray, list[Calibration] | None]]:
-        """Yield ``(labels, 2-D stored array, calibrations or None)`` per block, no copies."""
-        for (_, calibrated), block in self._blocks.items():
+        """Yield ``(labels, 2-D stored array, calibrations or None)`` per block, no copies.
+
+        A file-backed block is yielded as its :class:`~biosigio_lib.lazy.LazySamples`: slice
+        it (``arr[:, i0:i1]``) to read a window.
+        """
+        for (_, calibrated, _), block in self._blocks.items():
             labels = list(block.labels)
             yield (labels, block.array,
                    [self._cal[lab] for lab in labels] if calibrated else None)
@@ -225,10 +243,11 @@ class Grid:
 
     def _add(self, labels: Sequence[str], rows: np.ndarray, adopt: bool,
              cals: Sequence[Calibration] | None = None) -> None:
-        key = (rows.dtype, cals is not None)
+        lazy = isinstance(rows, LazySamples)
+        key = (rows.dtype, cals is not None, id(rows) if lazy else 0)
         block = self._blocks.get(key)
         if block is None:
-            buf = rows if adopt else np.array(rows, order="C", copy=True)
+            buf = rows if adopt or lazy else np.array(rows, order="C", copy=True)
             self._blocks[key] = _Block(buf, rows.shape[0], list(labels))
         else:
             block.append(rows, labels)
@@ -306,7 +325,7 @@ class Recording:
         (ADC counts) and the physical values are computed from them when asked.
         """
         labels = list(labels)
-        arr = np.asarray(data)
+        arr = data if isinstance(data, LazySamples) else np.asarray(data)
         n = len(labels)
         if arr.ndim != 2 or arr.shape[0] != n:
             raise InvalidChannelError(
@@ -358,7 +377,8 @@ class Recording:
         infos_l = list(infos) if infos is not None else [{}] * n
         if not (len(units_l) == len(types_l) == len(pre_l) == len(infos_l) == n):
             raise InvalidChannelError("units/types/prefilters/infos must have one entry a channel")
-        adopt = key not in self._grids and arr.flags.c_contiguous and arr.base is None
+        adopt = (isinstance(arr, LazySamples) or (key not in self._grids
+                 and arr.flags.c_contiguous and arr.base is None))
         g._add(labels, arr, adopt=adopt, cals=cals)
         self._grids[key] = g
         for lab, unit, ctype, pre, extra in zip(labels, units_l, types_l, pre_l, infos_l):
@@ -435,6 +455,11 @@ class Recording:
                 f"channel {label!r} has no digital values: it holds physical values only "
                 "(a float source, or one read with digital=False)")
         return g.stored(label)
+
+    @property
+    def is_lazy(self) -> bool:
+        """True when some samples are read from the source file only when asked for."""
+        return any(g.is_lazy for g in self._grids.values())
 
     @property
     def is_calibrated(self) -> bool:
