@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,15 +62,48 @@ def is_compact(rec: Recording) -> bool:
     return not rec.channels or rec.is_calibrated
 
 
+@dataclass
+class _GridTable:
+    """One grid's table, streamed: its schema (with the metadata) and its record batches.
+
+    Batches are ``chunk_rows`` rows (one Parquet row group / Arrow record batch each), read
+    from the grid's blocks a window at a time, so a file-backed recording is written with
+    the memory of one window; an in-memory one through the same path (views, no copies).
+    """
+
+    schema: pa.Schema
+    grid: Grid | None
+    chunk_rows: int
+    time: bool  # the version-1 float64 time column
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        g = self.grid
+        n = g.n_samples if g is not None else 0
+        for i0 in range(0, n, self.chunk_rows):
+            i1 = min(n, i0 + self.chunk_rows)
+            rows: dict[str, np.ndarray] = {}
+            assert g is not None
+            for labels, arr, _ in g.stored_blocks():
+                window = arr[:, i0:i1]
+                rows.update(zip(labels, window))
+            cols = [pa.array(rows[lab]) for lab in g.labels]
+            if self.time:  # the same operations as Grid.times, on this window
+                t = np.arange(i0, i1, dtype=np.float64) / g.rate
+                cols.append(pa.array(t + g.t0 if g.t0 else t))
+            yield pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+
 def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_rows: int,
-                extension_extra: Mapping[str, Any], compact: bool) -> pa.Table:
-    """One grid as an Arrow table: channel columns as stored (views), plus, in the version-1
-    layout, the float64 time column."""
+                extension_extra: Mapping[str, Any], compact: bool) -> _GridTable:
+    """One grid's table: channel columns as stored, plus, in the version-1 layout, the
+    float64 time column."""
     import pyarrow as pa
 
     labels = list(grid.labels) if grid is not None else []
     names = column_names(labels)  # = labels unless a label is not valid UTF-8
-    columns = [pa.array(grid.stored(lab)) for lab in labels] if grid is not None else []
+    dtypes = [grid.stored_dtypes[lab] for lab in labels] if grid is not None else []
     ext: dict[str, Any] = {"chunk_rows": chunk_rows, **extension_extra}
     if grid is not None:
         ext["grid"] = {"key": grid.key, "rate": grid.rate, "t0": grid.t0,
@@ -81,29 +115,26 @@ def _grid_table(rec: Recording, grid: Grid | None, events: pd.DataFrame, chunk_r
     escaped = {name: lab for name, lab in zip(names, labels) if name != lab}
     if escaped:
         ext[COLUMN_LABELS_KEY] = escaped
-    fields = [pa.field(name, col.type, nullable=False) for name, col in zip(names, columns)]
+    fields = [pa.field(name, pa.from_numpy_dtype(dt), nullable=False)
+              for name, dt in zip(names, dtypes)]
     channels = {name: rec.channels[lab] for name, lab in zip(names, labels)}
     if compact:
-        blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
-        if not columns:  # a table needs a column to say how many rows it has (none)
-            columns, fields = [pa.array([], pa.int8())], [pa.field("__empty__", pa.int8())]
+        if not fields:  # a table needs a column to say how many rows it has (none)
+            fields = [pa.field("__empty__", pa.int8())]
             ext["placeholder_column"] = "__empty__"
-            blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
-        return pa.Table.from_arrays(columns, schema=pa.schema(fields,
-                                                              metadata={METADATA_KEY: blob}))
+        blob = build_blob(rec.metadata, channels, events, ext, version=COMPACT_VERSION)
+        return _GridTable(pa.schema(fields, metadata={METADATA_KEY: blob}), grid, chunk_rows,
+                          time=False)
     time_name = time_column_name(names)
     ext["time_column"] = time_name
-    times = grid.times if grid is not None else np.empty(0, np.float64)
-    columns.append(pa.array(times))
-    dtypes = [grid.stored(lab).dtype for lab in labels] if grid is not None else []
     blob = build_blob(rec.metadata, channels, events, ext)
     fields.append(pa.field(time_name, pa.float64(), nullable=False))
     schema = pa.schema(fields, metadata={
         b"pandas": pandas_metadata(names, dtypes, time_name), METADATA_KEY: blob})
-    return pa.Table.from_arrays(columns, schema=schema)
+    return _GridTable(schema, grid, chunk_rows, time=True)
 
 
-def _parquet_options(table: pa.Table, compact: bool) -> dict[str, Any]:
+def _parquet_options(schema: pa.Schema, compact: bool) -> dict[str, Any]:
     """Encodings and codecs per column kind, chosen on the real corpus (``bench/README.md``).
 
     Integers: delta-encoded (DELTA_BINARY_PACKED) then zstd level 1, about half of the
@@ -116,7 +147,7 @@ def _parquet_options(table: pa.Table, compact: bool) -> dict[str, Any]:
     encoding: dict[str, str] = {}
     codec: dict[str, str] = {}
     level: dict[str, int] = {}
-    for f in table.schema:
+    for f in schema:
         if pa.types.is_integer(f.type):
             encoding[f.name], codec[f.name], level[f.name] = "DELTA_BINARY_PACKED", "zstd", 1
         elif pa.types.is_floating(f.type):
@@ -127,16 +158,15 @@ def _parquet_options(table: pa.Table, compact: bool) -> dict[str, Any]:
                           "use_dictionary": False, "column_encoding": encoding or None}
     if compact:
         return {**kw, "write_statistics": False, "store_schema": False}
-    return {**kw, "write_statistics": [table.schema.names[-1]]}
+    return {**kw, "write_statistics": [schema.names[-1]]}
 
 
-def _write_parquet_table(table: pa.Table, loc: Location, chunk_rows: int,
+def _write_parquet_table(table: _GridTable, loc: Location, chunk_rows: int,
                          options: Mapping[str, Any], compact: bool) -> None:
     import pyarrow.parquet as pq
 
     kw: dict[str, Any] = {
-        "row_group_size": chunk_rows,
-        **_parquet_options(table, compact),
+        **_parquet_options(table.schema, compact),
         "write_page_checksum": True,  # a flipped byte is an error on read, not wrong samples
         **options,
     }
@@ -146,16 +176,19 @@ def _write_parquet_table(table: pa.Table, loc: Location, chunk_rows: int,
     if "compression" in options and "compression_level" not in options:
         kw.pop("compression_level", None)  # our per-column levels fit only our codecs
 
+    kw.pop("row_group_size", None)  # a row group is one batch of chunk_rows rows
+
     def dump(sink: Any) -> None:
-        if kw.get("store_schema", True):
-            pq.write_table(table, sink, **kw)
-            return
-        # Without the Arrow schema copy pyarrow would drop the key-value metadata too: add
-        # it to the footer ourselves (the blob is then stored once, not twice).
-        rows = kw.pop("row_group_size")
-        with pq.ParquetWriter(sink, table.schema.remove_metadata(), **kw) as writer:
-            writer.write_table(table.replace_schema_metadata(None), row_group_size=rows)
-            writer.add_key_value_metadata(dict(table.schema.metadata or {}))
+        # Without the Arrow schema copy pyarrow would drop the key-value metadata too: the
+        # compact layout adds it to the footer itself (the blob is then stored once).
+        own_meta = not kw.get("store_schema", True)
+        schema = table.schema.remove_metadata() if own_meta else table.schema
+        with pq.ParquetWriter(sink, schema, **kw) as writer:
+            for batch in table.batches():
+                writer.write_batch(batch.replace_schema_metadata(None) if own_meta else batch,
+                                   row_group_size=chunk_rows)
+            if own_meta:
+                writer.add_key_value_metadata(dict(table.schema.metadata or {}))
 
     if loc.is_local:
         dump(loc.path)
@@ -164,7 +197,7 @@ def _write_parquet_table(table: pa.Table, loc: Location, chunk_rows: int,
             dump(fh)
 
 
-def _write_arrow_table(table: pa.Table, loc: Location, chunk_rows: int,
+def _write_arrow_table(table: _GridTable, loc: Location, chunk_rows: int,
                        options: Mapping[str, Any], compact: bool) -> None:
     import pyarrow as pa
 
@@ -176,7 +209,8 @@ def _write_arrow_table(table: pa.Table, loc: Location, chunk_rows: int,
 
     def dump(sink: Any) -> None:
         with pa.ipc.new_file(sink, table.schema, options=ipc) as writer:
-            writer.write_table(table, max_chunksize=chunk_rows)
+            for batch in table.batches():
+                writer.write_batch(batch)
 
     if loc.is_local:
         with pa.OSFile(loc.path, "wb") as sink:

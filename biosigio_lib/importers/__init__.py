@@ -56,9 +56,16 @@ def _pick(where: str | os.PathLike[str] | Location, importer: str | None,
 
 
 def read(where: str | os.PathLike[str] | Location, importer: str | None = None, *,
-         storage_options: dict[str, Any] | None = None, **kwargs: Any) -> Recording:
-    """Read a recording; ``importer`` forces a format by name (see :func:`list_importers`)."""
+         storage_options: dict[str, Any] | None = None, lazy: bool = False,
+         **kwargs: Any) -> Recording:
+    """Read a recording; ``importer`` forces a format by name (see :func:`list_importers`).
+
+    ``lazy=True`` asks for a file-backed Recording (samples read a window at a time when
+    used) from the importers that can give one (EDF/BDF, archives); the others read whole.
+    """
     imp, loc = _pick(where, importer, storage_options)
+    if lazy and imp.supports_lazy:
+        kwargs["lazy"] = True
     return imp.read(loc, **kwargs)
 
 

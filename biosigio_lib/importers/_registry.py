@@ -35,6 +35,8 @@ class Importer(ABC):
     magic: ClassVar[tuple[tuple[int, bytes], ...]] = ()
     #: The pip extra (``pip install biosigio-pipeline[<extra>]``) and the modules it provides.
     extra: ClassVar[str | None] = None
+    #: Whether ``read(..., lazy=True)`` keeps the samples in the file (read when used).
+    supports_lazy: ClassVar[bool] = False
     requires: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     #: Importers that open folders (Zarr stores, BIDS roots, archive folders).

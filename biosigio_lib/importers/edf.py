@@ -28,7 +28,7 @@ import gzip
 import math
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -45,10 +45,10 @@ from ._edf_header import (
     signal_count,
     start_datetime,
 )
+from ._edf_lazy import EdfSamples, annotation_blocks
 from ._edf_records import (
     digital_group,
     digital_samples,
-    raw_channel,
     read_records,
     scale_group,
     scaling,
@@ -233,12 +233,39 @@ class _Decoder:
         """A Recording of records ``[first, first + count)``."""
         h = self.h
         records = self.src.records(first, count)
+        starts = h.sample_offsets * h.bytes_per_sample
+        blocks = [records[:, int(starts[i]): int(starts[i]) + int(h.samples_per_record[i])
+                          * h.bytes_per_sample] for i in self.ann_idx]
+        dig = digital_samples(records, h)
+
+        def take(idx: list[int], mode: str) -> np.ndarray:
+            if mode == "physical":
+                return scale_group(dig, h, idx)
+            out = digital_group(dig, h, idx)
+            if mode == "trigger":
+                out &= 0xFFFF
+            return out
+
+        return self._assemble(first, blocks, take)
+
+    def lazy(self) -> Recording:
+        """The whole file as a Recording whose samples stay in the file until read: only the
+        annotation bytes are read now (:mod:`._edf_lazy`)."""
+        if self.src.local_path is None:
+            raise ValueError("lazy reading needs a local, uncompressed file")
+        path = self.src.local_path
+        blocks = annotation_blocks(self.h, path, self.ann_idx)
+        return self._assemble(0, blocks,
+                              lambda idx, mode: EdfSamples(self.h, path, idx, mode))
+
+    def _assemble(self, first: int, blocks: list[np.ndarray],
+                  take: Callable[[list[int], str], Any]) -> Recording:
+        """Events, timing and metadata from the annotation bytes ``blocks`` of the records
+        from ``first``; signals from ``take(signal indices, mode)``."""
+        h = self.h
         meta = dict(self.meta)
         events: tuple[list[float], list[float], list[str]] = ([], [], [])
         if self.ann_idx:
-            starts = h.sample_offsets * h.bytes_per_sample
-            blocks = [records[:, int(starts[i]): int(starts[i]) + int(h.samples_per_record[i])
-                              * h.bytes_per_sample] for i in self.ann_idx]
             tal = parse_tal_records(blocks, [h.labels[i] for i in self.ann_idx], first, h.path)
             onsets, gaps = self._timing(first, tal.record_onsets)
             events = (tal.onsets, tal.durations, tal.texts)
@@ -266,14 +293,15 @@ class _Decoder:
         rec = Recording(meta)
         t0 = first * h.record_duration
         if self.data_idx:
-            self._add_signals(rec, digital_samples(records, h), t0)
+            self._add_signals(rec, take, t0)
         if events[0]:
             onset = np.asarray(events[0], dtype=np.float64) - start_offset
             rec.add_events(onset, np.asarray(events[1], dtype=np.float64),
                            np.asarray(events[2], dtype=object))
         return rec
 
-    def _add_signals(self, rec: Recording, dig: np.ndarray, t0: float) -> None:
+    def _add_signals(self, rec: Recording, take: Callable[[list[int], str], Any],
+                     t0: float) -> None:
         h = self.h
         for positions in self.groups.values():
             rate = h.rate(self.data_idx[positions[0]])
@@ -288,16 +316,15 @@ class _Decoder:
                 idx = [self.data_idx[p] for p in keep]
                 bitvalue, offset = scaling(h, idx)
                 cals = [Calibration(gain=g, baseline=-o) for g, o in zip(bitvalue, offset)]
-                self._add(rec, keep, digital_group(dig, h, idx), rate, t0, calibration=cals)
+                self._add(rec, keep, take(idx, "digital"), rate, t0, calibration=cals)
             if phys:
-                self._add(rec, phys, scale_group(dig, h, [self.data_idx[p] for p in phys]),
+                self._add(rec, phys, take([self.data_idx[p] for p in phys], "physical"),
                           rate, t0)
             for p in positions:
                 if self._is_status(p):
-                    word = raw_channel(dig, h, self.data_idx[p])
-                    if self.status == "trigger":
-                        word &= 0xFFFF
-                    self._add(rec, [p], word[None, :], rate, t0,
+                    word = take([self.data_idx[p]], "trigger" if self.status == "trigger"
+                                else "digital")
+                    self._add(rec, [p], word, rate, t0,
                               unit="", extra={"status_encoding": self.status})
         rec.channels = {lab: rec.channels[lab] for lab in self.labels}
 
@@ -324,10 +351,13 @@ class EdfImporter(Importer):
     extra = None
     requires = ()
     description = "EDF/EDF+/BDF/BDF+ (numpy reader, bit-identical to pyedflib)"
+    supports_lazy = True
 
     def read(self, loc: Location, *, on_truncated: str = "raise", default_type: str = "EEG",
-             status: str = "physical", digital: bool = True, **kwargs: Any) -> Recording:
-        """Read the whole file.
+             status: str = "physical", digital: bool = True, lazy: bool = False,
+             **kwargs: Any) -> Recording:
+        """Read the whole file (``lazy=True``: only its header and annotations; the samples
+        stay in the file and are read a window at a time when used).
 
         ``on_truncated='warn'`` reads the complete records of a short file instead of raising;
         ``default_type`` is the type of signals whose label has no type prefix (EEG, as MNE);
@@ -336,10 +366,13 @@ class EdfImporter(Importer):
         16 bits, the BioSemi trigger code, int32). ``digital=True`` (the default) keeps each
         signal's stored integers with its calibration (physical values computed on request,
         bit-identical to pyedflib); ``digital=False`` stores the physical float64 values.
+        ``lazy`` needs a local uncompressed file; a gzip or remote file is read whole.
         """
         _no_extra(kwargs, loc)
         with _Source(loc, on_truncated) as src:
             dec = _Decoder(src, default_type, status, digital)
+            if lazy and src.local_path is not None:
+                return dec.lazy()
             return dec.decode(0, src.header.n_records)
 
     def iter_blocks(self, loc: Location, block_seconds: float = 60.0, *,
