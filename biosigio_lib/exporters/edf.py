@@ -381,6 +381,20 @@ def _tal_onset(x: Decimal) -> str:
     return text if text.startswith("-") else "+" + text
 
 
+def _rebased(onset: float, offset: Decimal) -> Decimal:
+    """``onset + offset`` as the shortest decimal from which a reader gets ``onset`` back
+    (``float(text) - offset``), so 100-ns readers (EDFlib) see the source's digits too."""
+    exact = Decimal(repr(onset)) + offset
+    if not offset:
+        return exact
+    off = float(offset)
+    for places in range(0, 18):
+        cand = exact.quantize(Decimal(1).scaleb(-places))
+        if float(cand) - off == onset:
+            return cand
+    return exact
+
+
 def _event_tals(events: pd.DataFrame, offset: Decimal, shift: float) -> list[bytes]:
     """One TAL per event (onset relative to the header start)."""
     if events is None or events.empty:
@@ -402,7 +416,7 @@ def _event_tals(events: pd.DataFrame, offset: Decimal, shift: float) -> list[byt
         if any(c in text for c in "\x00\x14\x15"):
             raise InvalidChannelError(f"event {i}: description {text!r} holds a TAL control "
                                       "character (\\x00, \\x14 or \\x15)")
-        head = _tal_onset(Decimal(repr(onset)) + offset)
+        head = _tal_onset(_rebased(onset, offset))
         if math.isfinite(dur):
             if dur < 0:
                 raise InvalidChannelError(f"event {i}: duration {dur} is negative")
