@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import _jsonsafe
+from ._compat import BiosigioCompatMixin
 from .calibration import Calibration, to_physical
 from .channels import modality_for, normalise_type
 from .errors import (
@@ -256,7 +257,7 @@ class Grid:
             self._cal.update(zip(labels, cals))
 
 
-class Recording:
+class Recording(BiosigioCompatMixin):
     """A biosignal recording: channels on rate grids, events, and metadata.
 
     >>> rec = Recording()
