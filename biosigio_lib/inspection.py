@@ -166,20 +166,21 @@ def describe_recording(rec: Recording, *, n_events: int = 5) -> dict[str, Any]:
 
 
 def describe(path: str | os.PathLike[str], *, group: str | None = None,
-             storage_options: Mapping[str, Any] | None = None,
+             importer: str | None = None, storage_options: Mapping[str, Any] | None = None,
              n_events: int = 5) -> dict[str, Any]:
-    """A JSON-ready summary of any readable input (file, folder, archive, Zarr store).
+    """A JSON-ready summary of any readable input (file, folder, archive, Zarr store);
+    ``importer`` forces a format by name.
 
     A Zarr store (without ``group``) is summarised from its attributes: its groups with their
     levels, channels with the store's int16 scale/offset as calibration, and no samples read.
     """
-    name = _importer_name(path, storage_options)
+    name = importer or _importer_name(path, storage_options)
     if name == "zarr" and group is None:
         out = _describe_store(os.fspath(path), storage_options, n_events)
     else:
         kw = {"storage_options": dict(storage_options)} if storage_options else {}
-        out = describe_recording(Recording.from_file(path, group=group, **kw),
-                                 n_events=n_events)
+        out = describe_recording(Recording.from_file(path, importer=importer, group=group,
+                                                     **kw), n_events=n_events)
     return {"path": os.fspath(path), "importer": name, **out}
 
 

@@ -32,12 +32,16 @@ def _show(text: object) -> str:
 # ------------------------------------------------------------------------------ warnings
 class WarningLines:
     """Collects the warnings raised while a command runs and prints them as one line per
-    file (the path the library puts before ``: `` in its messages, else the input being
-    read), without Python source lines; repeats of a message are shown once."""
+    recording, without Python source lines; repeats of a message are shown once.
+
+    While :meth:`reading` an input, its warnings are grouped under that input (a message
+    about another file, a BIDS sidecar say, keeps that file's name); otherwise under the file
+    a message starts with (the library writes ``<path>: <text>``).
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
-        self.current: str | None = None  # the input being read, for messages naming none
+        self.current: str | None = None  # the input being read
         self.by_file: dict[str, list[str]] = {}
 
     def showwarning(self, message: Warning | str, category: type[Warning], filename: str,
@@ -45,7 +49,10 @@ class WarningLines:
         text = " ".join(str(message).split())
         where, sep, rest = text.partition(": ")
         if not (sep and ("/" in where or os.sep in where or os.path.splitext(where)[1])):
-            where, rest = self.current or "", text
+            where, rest = "", text
+        if self.current is not None and where != self.current:
+            rest = f"{os.path.basename(where.rstrip('/'))}: {rest}" if where else rest
+            where = self.current
         if not issubclass(category, UserWarning):
             rest = f"{category.__name__}: {rest}"
         found = self.by_file.setdefault(where, [])
@@ -55,6 +62,7 @@ class WarningLines:
     def flush(self) -> None:
         """Print one line per file and forget them."""
         stream = self.stream or sys.stderr
+        sys.stdout.flush()
         for where, texts in self.by_file.items():
             head = f"{_show(where)}: " if where else ""
             more = f" ({len(texts)} warnings)" if len(texts) > 1 else ""
@@ -85,6 +93,16 @@ class WarningLines:
 
 
 # ------------------------------------------------------------------------------ commands
+def _serving_params(overrides: dict[str, Any] | None = None) -> Any:
+    """The serving parameters; a bad value names where it came from and what to do."""
+    try:
+        return settings.load_serving_params(overrides)
+    except (ValueError, TypeError) as exc:
+        origin = settings.serving_params_origin()
+        raise ValueError(f"bad serving parameters (from {origin}): {exc}; fix them there "
+                         "(see docs/serving.md for the keys and values)") from exc
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -94,7 +112,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
-    params = settings.load_serving_params({"dtype": args.dtype} if args.dtype else None)
+    params = _serving_params({"dtype": args.dtype} if args.dtype else None)
 
     def failed(key: str, exc: BaseException) -> None:
         if args.verbose:  # the traceback of this recording's failure, then go on
@@ -120,7 +138,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from biosigio_lib.discovery import discover
+    from biosigio_lib.errors import source_not_found
 
+    if "://" not in args.root and not os.path.exists(args.root):
+        raise source_not_found(args.root)
     found = discover(args.root, checksums=args.checksums)
     for s in found.sources:
         print(json.dumps(s.to_dict()) if args.json else
@@ -134,7 +155,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from .backfill import backfill_stores
     from .definitions import build_defs
 
-    params = settings.load_serving_params()
+    params = _serving_params()
     version = params.version()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
     instance = dg.DagsterInstance.get()
@@ -229,7 +250,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from biosigio_lib.inspection import describe
 
     with args.warning_lines.reading(args.path):
-        d = describe(args.path, group=args.group, n_events=args.events)
+        try:
+            d = describe(args.path, group=args.group, importer=args.importer,
+                         n_events=args.events)
+        except KeyError as exc:  # no such group in the store
+            raise ValueError(f"{exc.args[0] if exc.args else exc}; pass --group with one of "
+                             "them, or leave it out to describe the whole store") from exc
     if args.json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
     else:
@@ -335,6 +361,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.add_argument("--group", help="read one group of a Zarr store as a recording (default: "
                                    "describe the whole store from its attributes)")
+    i.add_argument("--importer", metavar="NAME",
+                   help="force a format: tabular, zarr, edf, wfdb, xdf or bids (default: "
+                        "detected from the content and suffix)")
     i.add_argument("--events", type=int, default=5, metavar="N",
                    help="how many of the first events to show")
     i.set_defaults(fn=_cmd_info)
@@ -367,7 +396,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``biosigio-pipeline`` console script."""
-    from biosigio_lib.errors import BiosigIOError
+    from biosigio_lib.errors import BiosigIOError, UnsupportedFormatError
 
     args = _parser().parse_args(argv)
     lines = WarningLines()
@@ -378,7 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BiosigIOError, OSError, ValueError, TypeError, KeyError) as exc:
         if args.verbose:
             raise
-        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        if isinstance(exc, UnsupportedFormatError):  # the library's hint is for Python callers
+            text = text.replace("Pass importer='<name>' to force one.",
+                                "`biosigio-pipeline info --importer NAME PATH` forces one.")
         print(f"biosigio-pipeline {args.command}: error: {_show(text)}", file=sys.stderr)
         return 2
 
