@@ -314,14 +314,15 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _parser() -> argparse.ArgumentParser:
     fmt = _HelpFormatter
-    p = argparse.ArgumentParser(prog="biosigio-pipeline", description=__doc__,
+    p = argparse.ArgumentParser(prog="biosigio-pipeline", description=(__doc__ or "").replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                    help="print the version and exit")
     p.add_argument("--verbose", action="store_true",
                    help="show the traceback of an error, and of each failed conversion "
                         "(default: False)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                         help="one of these (`biosigio-pipeline COMMAND --help` for its options)")
 
     def add(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=text, description=text, formatter_class=fmt)
