@@ -314,7 +314,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _parser() -> argparse.ArgumentParser:
     fmt = _HelpFormatter
-    p = argparse.ArgumentParser(prog="biosigio-pipeline", description=(__doc__ or "").replace("``", ""),
+    p = argparse.ArgumentParser(prog="biosigio-pipeline",
+                                description=(__doc__ or "").replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                    help="print the version and exit")
