@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from biosigio_lib.discovery import SourceRecording, checksum, list_sources, safe_key
+from biosigio_lib.errors import source_not_found
 
 from . import steps
 
@@ -68,7 +69,7 @@ def sources_for(path: str | os.PathLike[str]) -> list[SourceRecording]:
     if p.is_dir():
         return list_sources(p)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file or folder")
+        raise source_not_found(str(p))
     root = next((a for a in p.absolute().parents if (a / "dataset_description.json").is_file()),
                 p.absolute().parent)  # a file inside a BIDS dataset keeps its sidecars and key
     for s in list_sources(root):

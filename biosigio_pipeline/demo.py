@@ -103,9 +103,12 @@ def run_demo(*, scale: float = 1.0, fresh: bool = False, out: TextIO | None = No
         _say(out, f"  {storage / sub}")
     _say(out, "Open the UI on the same instance (graph, partitions, metadata, previews):")
     cwd = Path.cwd()
-    target = ("-w workspace.yaml" if (cwd / "workspace.yaml").is_file()
-              else "-m biosigio_pipeline.definitions")
-    _say(out, f"  cd {cwd} && DAGSTER_HOME={home} uv run dagster dev {target}")
+    if (cwd / "workspace.yaml").is_file():  # the repository: dg reads [tool.dg]
+        _say(out, f"  cd {cwd} && DAGSTER_HOME={home} uv run dg dev")
+        _say(out, f"  (or: DAGSTER_HOME={home} uv run dagster dev -w workspace.yaml)")
+    else:
+        _say(out, f"  cd {cwd} && DAGSTER_HOME={home} uv run dagster dev "
+                  "-m biosigio_pipeline.definitions")
     if failed:
         _say(out, f"{len(failed)} recording(s) failed: {failed}")
         return 1

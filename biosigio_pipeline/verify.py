@@ -20,63 +20,15 @@ if TYPE_CHECKING:
 __all__ = ["diff_recordings", "level0_reports", "missing_in_store", "store_inventory"]
 
 
-def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
-def _first_diff(a: np.ndarray, b: np.ndarray) -> str:
-    if a.shape != b.shape:
-        return f"shape {a.shape} != {b.shape}"
-    if a.dtype != b.dtype:
-        return f"dtype {a.dtype} != {b.dtype}"
-    av, bv = a.view(np.uint8).reshape(a.size, -1), b.view(np.uint8).reshape(b.size, -1)
-    bad = np.flatnonzero((av != bv).any(axis=1))
-    i = int(bad[0])
-    return f"{bad.size} sample(s) differ, first at index {i}: {a[i]!r} != {b[i]!r}"
-
-
 def diff_recordings(actual: Recording, expected: Recording, *, limit: int = 50,
                     ignore_metadata_keys: tuple[str, ...] = ()) -> list[str]:
-    """Every way ``actual`` differs from ``expected`` (samples bit for bit), at most ``limit``."""
-    out: list[str] = []
-    exp_labels, act_labels = list(expected.channels), list(actual.channels)
-    missing = [c for c in exp_labels if c not in actual.channels]
-    extra = [c for c in act_labels if c not in expected.channels]
-    if missing:
-        out.append(f"missing channels: {missing}")
-    if extra:
-        out.append(f"unexpected channels: {extra}")
-    if not missing and not extra and exp_labels != act_labels:
-        out.append("channel order differs")
-    for label in exp_labels:
-        if label not in actual.channels:
-            continue
-        ge, ga = expected.grid_of(label), actual.grid_of(label)
-        if (ge.rate, ge.t0) != (ga.rate, ga.t0):
-            out.append(f"{label}: rate/t0 {(ga.rate, ga.t0)} != {(ge.rate, ge.t0)}")
-        a, e = actual.channel_data(label), expected.channel_data(label)
-        if not _same_bits(a, e):
-            out.append(f"{label}: {_first_diff(a, e)}")
-        if actual.channels[label] != expected.channels[label]:
-            keys = sorted({*actual.channels[label], *expected.channels[label]})
-            bad = [k for k in keys
-                   if actual.channels[label].get(k) != expected.channels[label].get(k)]
-            out.append(f"{label}: channel info differs in {bad}")
-        if len(out) >= limit:
-            return out[:limit]
-    ea, ee = actual.events.reset_index(drop=True), expected.events.reset_index(drop=True)
-    if len(ea) != len(ee):
-        out.append(f"events: {len(ea)} != {len(ee)}")
-    else:
-        try:
-            pd.testing.assert_frame_equal(ea, ee, check_exact=True)
-        except AssertionError as exc:
-            out.append(f"events differ: {str(exc).splitlines()[0]}")
-    keys = sorted({*actual.metadata, *expected.metadata} - set(ignore_metadata_keys))
-    bad_meta = [k for k in keys if actual.metadata.get(k) != expected.metadata.get(k)]
-    if bad_meta:
-        out.append(f"metadata differs in {bad_meta}")
-    return out[:limit]
+    """Every way ``actual`` differs from ``expected`` (samples bit for bit, dtype and
+    calibration too), at most ``limit``: :func:`biosigio_lib.inspection.compare` with the
+    expected recording as A and the actual one as B."""
+    from biosigio_lib.inspection import compare
+
+    return [d.message for d in compare(expected, actual, 0.0, limit=limit,
+                                       ignore_metadata_keys=ignore_metadata_keys)]
 
 
 def _attrs(url: str, path: str | None, storage_options: Mapping[str, Any] | None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from biosigio_lib import Recording
 from biosigio_pipeline.cli import main
 
 from .conftest import requires_serving
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @requires_serving
@@ -146,3 +150,151 @@ def test_cli_bad_serving_params_is_one_clear_line(sample_root: Path, tmp_path: P
                  "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "dtype" in err and "int8" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------- help, verbose, warnings
+def _subcommands() -> list[str]:
+    from biosigio_pipeline.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def _help_entries(text: str) -> dict[str, str]:
+    """``{option or positional: its help text}`` from an argparse help page."""
+    entries: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if re.match(r"^\S.*:$", line):  # a section title: "options:", "positional arguments:"
+            current = None
+            continue
+        m = re.match(r"^  (\S.*?)(?:\s{2,}(\S.*))?$", line)
+        if m:
+            flags = re.findall(r"(?<!\S)--?[A-Za-z][\w-]*", m.group(1))
+            current = flags[-1] if flags else m.group(1).split()[0]
+            entries[current] = m.group(2) or ""
+        elif current and line.startswith("      "):
+            entries[current] += " " + line.strip()
+    return entries
+
+
+@pytest.mark.parametrize("command", ["", "demo", "convert", "scan", "backfill-stores", "info",
+                                     "verify"])
+def test_every_argument_has_a_description_and_default(command: str, capsys) -> None:
+    """Parse each help page (and the top-level one): a description for every argument, the
+    default of every option."""
+    assert not command or command in _subcommands()
+    with pytest.raises(SystemExit):
+        main([command, "--help"] if command else ["--help"])
+    entries = _help_entries(capsys.readouterr().out)
+    assert "-h" in entries or "--help" in entries
+    for name, text in entries.items():
+        if name in ("-h", "--help", "--version"):
+            continue
+        assert len(text.strip()) > 10, f"{command} {name}: no description"
+        if name.startswith("-"):
+            assert "(default" in text, f"{command} {name}: the default is not shown: {text}"
+
+
+def test_all_subcommands_are_tested() -> None:
+    assert set(_subcommands()) == {"demo", "convert", "scan", "backfill-stores", "info",
+                                   "verify"}
+
+
+def test_verbose_shows_the_traceback_of_a_failed_conversion(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "data" / "broken.edf"
+    bad.parent.mkdir()
+    bad.write_bytes(b"0       not an edf header")
+    assert main(["convert", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--verbose" in err
+    assert main(["--verbose", "convert", str(bad), "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "broken.edf" in err
+    assert "data__broken_edf: FAILED" in err
+
+
+def _edf_with_unknown_record_count(sample_root: Path, dst: Path) -> Path:
+    """A copy of a sample EDF whose header gives -1 data records (a recording never closed)."""
+    src = sample_root / "bids_demo" / "sub-02" / "eeg" / "sub-02_task-rest_eeg.edf"
+    data = bytearray(src.read_bytes())
+    data[236:244] = b"-1      "
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def _warning_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def test_warnings_are_one_line_per_file(sample_root: Path, tmp_path: Path, capsys) -> None:
+    edf = _edf_with_unknown_record_count(sample_root, tmp_path / "in" / "open.edf")
+    assert main(["info", str(edf)]) == 0
+    err = capsys.readouterr().err
+    (line,) = _warning_lines(err)
+    assert line.startswith(f"warning: {edf}: ") and "-1" in line
+    assert "warnings.warn" not in err and ".py:" not in err  # no Python source lines
+    assert len(err.strip().splitlines()) == 1
+
+
+@requires_serving
+def test_convert_warnings_name_the_file(sample_root: Path, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "in"
+    a = _edf_with_unknown_record_count(sample_root, data / "a.edf")
+    b = _edf_with_unknown_record_count(sample_root, data / "b.edf")
+    assert main(["convert", str(data), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    lines = _warning_lines(capsys.readouterr().err)
+    assert len(lines) == 2 and {line.split(": ")[1] for line in lines} == {str(a), str(b)}
+    assert all(".py:" not in line for line in lines)
+
+
+@pytest.mark.real_data
+def test_bids_unit_mismatch_warning_is_grouped_under_the_recording(real_data: Path,
+                                                                   capsys) -> None:
+    edf = real_data / "bids" / "emg_TwoWristbands" / "sub-01" / "emg" / "sub-01_task-typing_emg.edf"
+    assert main(["info", str(edf), "--json"]) == 0
+    out, err = capsys.readouterr()
+    json.loads(out)  # the warnings stay off stdout
+    (line,) = _warning_lines(err)
+    assert line.startswith(f"warning: {edf}: sub-01_task-typing_channels.tsv: ")
+    assert "units differ" in line
+
+
+def test_warning_lines_group_and_deduplicate(tmp_path: Path) -> None:
+    import io
+    import warnings
+
+    from biosigio_pipeline.cli import WarningLines
+
+    buf = io.StringIO()
+    lines = WarningLines(buf)
+    with lines.installed():
+        warnings.warn("/data/x.edf: first thing", stacklevel=1)
+        warnings.warn("/data/x.edf: second thing", stacklevel=1)
+        warnings.warn("/data/x.edf: first thing", stacklevel=1)
+        with lines.reading("/data/y.edf"):
+            warnings.warn("no file named here", stacklevel=1)
+            warnings.warn("a FutureWarning", FutureWarning, stacklevel=1)
+    assert buf.getvalue().splitlines() == [
+        "warning: /data/x.edf: first thing; second thing (2 warnings)",
+        "warning: /data/y.edf: no file named here; FutureWarning: a FutureWarning "
+        "(2 warnings)",
+    ]
+
+
+def test_default_convert_output_is_gitignored() -> None:
+    from biosigio_pipeline.cli import _parser
+
+    args = _parser().parse_args(["convert", "x.edf"])
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert f"/{args.out}/" in ignored or f"{args.out}/" in ignored
+
+
+def test_version(capsys) -> None:
+    from biosigio_pipeline import __version__
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out

@@ -23,9 +23,10 @@ def test_differences_are_listed_with_values() -> None:
     other.add_event(0.5, 0.0, "extra")
     other.metadata["subject"] = "sub-02"
     problems = diff_recordings(other, rec)
-    assert any(p.startswith("EEG002: 1 sample(s) differ, first at index 7") for p in problems)
-    assert "events: 4 != 3" in problems
-    assert "metadata differs in ['subject']" in problems
+    assert any(p.startswith("EEG002: 1 of 100 samples differ") and "first at index 7" in p
+               for p in problems)
+    assert "events: 3 in A, 4 in B" in problems  # A: the expected recording, B: the actual
+    assert "metadata differ in ['subject']" in problems
     fewer = rec.select(channels=["EEG001", "EEG003"])
     assert diff_recordings(fewer, rec)[0] == "missing channels: ['EEG002']"
 
