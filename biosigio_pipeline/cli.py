@@ -74,6 +74,29 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return 0 if all(done.values()) else 1
 
 
+def _cmd_view(args: argparse.Namespace) -> int:
+    from biosigio_lib.viewer import serve
+
+    server = serve(args.target, args.host, args.port)
+    print(f"viewing {len(server.stores)} store(s) under {_show(args.target)} at {server.url}",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    v = sub.add_parser("view", help="serve a web viewer for a store or a storage root")
+    v.add_argument("target", help="a serving store, or a folder/fsspec URL holding stores")
+    v.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    v.set_defaults(fn=_cmd_view)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="biosigio-pipeline", description=__doc__)
     p.add_argument("--verbose", action="store_true", help="show the traceback of an error")
@@ -102,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="rebuild only the serving stores made with other serving params")
     b.add_argument("--dry-run", action="store_true", help="list the stale stores only")
     b.set_defaults(fn=_cmd_backfill)
+    _add_view(sub)
     return p
 
 
