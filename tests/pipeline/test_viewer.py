@@ -186,3 +186,17 @@ def test_page_draws_pans_zooms_in_chromium(server: Any) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_dagster_store_link_points_at_the_store(root: Path, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:
+    from biosigio_pipeline import settings, steps
+
+    monkeypatch.delenv("BIOSIGIO_VIEWER_URL", raising=False)
+    assert settings.viewer_url() is None
+    monkeypatch.setenv("BIOSIGIO_VIEWER_URL", "http://viewer.local:8765/")
+    out = steps.Outputs(str(root), "sub-01")
+    link = steps.viewer_link(settings.viewer_url() or "", str(root), out.store)
+    assert link == "http://viewer.local:8765/#store=serving/sub-01.zarr"
+    synthetic_recording(1, 2.0, 100.0).to_zarr(out.store)
+    assert "serving/sub-01.zarr" in find_stores(str(root))  # the id the page resolves

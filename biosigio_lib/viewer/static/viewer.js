@@ -295,7 +295,7 @@
   }
 
   async function openStore(id, h) {
-    S.store = id; $("store").value = id; _maxDur = null;
+    S.store = id; $("store").value = id; _maxDur = null; S.complete = false; S.gen++;
     S.meta = await getJSON("api/meta?store=" + encodeURIComponent(id));
     S.tile = S.meta.tile;
     const st = S.meta.start_time;
@@ -309,7 +309,10 @@
       const o = document.createElement("option"); o.value = i;
       o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; ev.appendChild(o);
     }
-    if (!S.meta.groups.length) { S.g = null; status("events-only store: nothing to draw"); return; }
+    if (!S.meta.groups.length) {
+      S.g = null; S.complete = true; status("events-only store: nothing to draw");
+      const w = S.waiters; S.waiters = []; w.forEach((f) => f(null)); return;
+    }
     let gi = S.meta.groups.findIndex((g) => g.name === (h && h.group));
     openGroup(gi < 0 ? 0 : gi, h);
   }
