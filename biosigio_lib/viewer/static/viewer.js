@@ -9,7 +9,7 @@
     stores: [], store: null, meta: null, g: null, gi: 0, sel: [], page: 0, pageSize: 32,
     t0: 0, span: 30, tile: 256, cache: new Map(), inflight: new Map(), gen: 0,
     complete: false, waiters: [], startMs: null, gain: 1,
-    stats: { requests: 0, bytes: 0, draws: 0, completeDraws: 0, last: null },
+    stats: { requests: 0, bytes: 0, draws: 0, completeDraws: 0, last: null, marks: { script: performance.now() } },
   };
 
   // ---------------------------------------------------------------- data
@@ -275,6 +275,7 @@
   // ---------------------------------------------------------------- loading
   async function loadStores() {
     const r = await getJSON("api/stores");
+    S.stats.marks.stores = performance.now();
     S.stores = r.stores;
     const sel = $("store");
     sel.innerHTML = "";
@@ -298,6 +299,7 @@
     S.store = id; $("store").value = id; _maxDur = null; S.complete = false; S.gen++;
     S.meta = await getJSON("api/meta?store=" + encodeURIComponent(id));
     S.tile = S.meta.tile;
+    S.stats.marks.meta = performance.now();
     const st = S.meta.start_time;
     S.startMs = st ? Date.parse(String(st).replace(/(\.\d{3})\d+/, "$1").replace(/([+-]\d\d:\d\d|Z)$/, "") + "Z") : null;
     if (S.startMs !== null && isNaN(S.startMs)) S.startMs = null;
