@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -178,6 +178,29 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 def _num(x: Any) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from biosigio_lib.viewer import serve
+
+    server = serve(args.target, args.host, args.port)
+    print(f"viewing {len(server.stores)} store(s) under {_show(args.target)} at {server.url}",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _add_view(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    v = add("view", "serve a web viewer for a store or a storage root (prints its URL)")
+    v.add_argument("target", help="a serving store, or a folder/fsspec URL holding stores")
+    v.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    v.set_defaults(fn=_cmd_view)
 
 
 def _calibration_text(cal: dict[str, Any] | None) -> str:
@@ -393,6 +416,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--limit", type=int, default=20, metavar="N",
                    help="show at most N differences (0: all)")
     v.set_defaults(fn=_cmd_verify)
+
+    _add_view(add)
     return p
 
 

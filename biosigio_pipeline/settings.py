@@ -7,6 +7,8 @@ a function pick up the environment of the process that loads them:
 - ``BIOSIGIO_STORAGE_ROOT``: where outputs go (default ``<home>/.biosigio/storage``; any
   fsspec URL);
 - ``BIOSIGIO_SOURCE_ROOTS``: ``;``-separated source roots (default ``<home>/.biosigio/sources``);
+- ``BIOSIGIO_VIEWER_URL``: where ``biosigio-pipeline view <storage root>`` serves (the
+  store assets then link to their page in the Dagster UI);
 - ``BIOSIGIO_SERVING_PARAMS``: JSON text, or the path of a JSON file, with ServingParams
   fields; else ``<home>/biosigio_serving.json`` when present; else the library defaults.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "default_storage_root",
     "load_serving_params",
     "project_dir",
+    "viewer_url",
 ]
 
 PARAMS_FILE = "biosigio_serving.json"
@@ -85,3 +88,8 @@ def load_serving_params(overrides: dict[str, Any] | None = None) -> ServingParam
 def serving_params_origin() -> str:
     """Where :func:`load_serving_params` takes its values from (for logs and the UI)."""
     return _params_source()[1]
+
+
+def viewer_url() -> str | None:
+    """``$BIOSIGIO_VIEWER_URL``: the base URL of a viewer serving the storage root, or None."""
+    return os.environ.get("BIOSIGIO_VIEWER_URL", "").strip() or None

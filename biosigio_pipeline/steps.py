@@ -31,6 +31,7 @@ __all__ = [
     "read_manifest",
     "size_of",
     "summarise",
+    "viewer_link",
     "write_archive",
     "write_canonical",
     "write_manifest",
@@ -167,3 +168,12 @@ def summarise(rec: Recording) -> dict[str, Any]:
         "source_checksum": str(rec.metadata.get("source_checksum")),
         "source_file": str(rec.metadata.get("source_file")),
     }
+
+
+def viewer_link(base_url: str, storage_root: str, store_url: str) -> str:
+    """The viewer page of a store, for a viewer serving ``storage_root`` at ``base_url``."""
+    from biosigio_lib.viewer import viewer_link as link
+
+    root = storage_root.rstrip("/")
+    rel = store_url[len(root):].lstrip("/") if store_url.startswith(root) else store_url
+    return link(base_url, rel)

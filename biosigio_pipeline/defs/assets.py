@@ -16,7 +16,7 @@ import dagster as dg
 import biosigio_lib
 from biosigio_lib import Recording
 
-from .. import steps
+from .. import settings, steps
 from .partitions import RECORDINGS
 from .resources import PipelineStorage, SourceRoots
 
@@ -112,6 +112,9 @@ def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
         meta: dict[str, Any] = {"uri": dg.MetadataValue.path(url), "bytes": storage.size_of(url),
                                 "params_version": store_version,
                                 "dtype": params.dtype, **_recording_metadata(recording)}
+        if settings.viewer_url():  # the store's page in `biosigio-pipeline view <root>`
+            meta["viewer"] = dg.MetadataValue.url(steps.viewer_link(
+                settings.viewer_url(), storage.root, url))
         if recording.n_channels == 0:  # annotation-only: an events-only store, nothing to draw
             meta["preview"] = dg.MetadataValue.md(f"_{NO_PREVIEW}_")
             return dg.MaterializeResult(metadata=meta)

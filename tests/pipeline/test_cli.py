@@ -179,7 +179,7 @@ def _help_entries(text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("command", ["", "demo", "convert", "scan", "backfill-stores", "info",
-                                     "verify"])
+                                     "verify", "view"])
 def test_every_argument_has_a_description_and_default(command: str, capsys) -> None:
     """Parse each help page (and the top-level one): a description for every argument, the
     default of every option."""
@@ -198,7 +198,7 @@ def test_every_argument_has_a_description_and_default(command: str, capsys) -> N
 
 def test_all_subcommands_are_tested() -> None:
     assert set(_subcommands()) == {"demo", "convert", "scan", "backfill-stores", "info",
-                                   "verify"}
+                                   "verify", "view"}
 
 
 def test_verbose_shows_the_traceback_of_a_failed_conversion(tmp_path: Path, capsys) -> None:

@@ -1,0 +1,290 @@
+"""A web viewer for serving stores: a static canvas page plus a small HTTP server.
+
+The server (stdlib ``ThreadingHTTPServer``) finds the stores under a target (one store, or a
+storage root: every folder whose root ``zarr.json`` says ``format="biosigio-zarr"``; local
+path or fsspec URL) and answers three requests the page makes:
+
+- ``/api/stores``: the store ids (paths relative to the target);
+- ``/api/meta?store=ID``: groups (rate, t0, samples, view levels, channels with label, unit,
+  scale, offset), the start time and the events, as JSON;
+- ``/api/tile?store=ID&group=G&level=L&tile=K&rows=R``: columns ``[K*T, (K+1)*T)`` of view
+  level ``L`` (``T = TILE`` columns; level 0 = the samples) for the rows ``R``, as raw
+  little-endian values in the level's stored type (int16 digital or float32): level 0 is
+  ``rows x n``; a view level is the min block then the max block, each ``rows x n``.
+
+Reads touch only the chunks holding a tile. See ``docs/viewer.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from .._fs import resolve
+from ..errors import ArchiveFormatError, source_not_found
+
+__all__ = ["TILE", "ViewerServer", "find_stores", "serve"]
+
+#: Columns per tile (every level): small enough that a screen costs little over its need.
+TILE = 256
+_STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+           "/index.html": ("index.html", "text/html; charset=utf-8"),
+           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
+
+
+def _is_store(fs: Any, path: str) -> bool:
+    try:
+        meta = json.loads(fs.cat_file(f"{path.rstrip('/')}/zarr.json"))
+    except (FileNotFoundError, ValueError, OSError):
+        return False
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    return isinstance(attrs, dict) and attrs.get("format") == "biosigio-zarr"
+
+
+def find_stores(target: str, storage_options: dict[str, Any] | None = None,
+                max_depth: int = 6) -> dict[str, str]:
+    """``{id: url}`` of the stores at or under ``target`` (id ``""`` for a store target)."""
+    loc = resolve(target, storage_options)
+    if not loc.fs.exists(loc.path):
+        raise source_not_found(loc.url)
+    if _is_store(loc.fs, loc.path):
+        return {"": loc.url}
+    found: dict[str, str] = {}
+    base = loc.path.rstrip("/")
+    level = [base]
+    for _ in range(max_depth):
+        nxt = []
+        for d in level:
+            try:
+                entries = loc.fs.ls(d, detail=True)
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+            for e in entries:
+                if e.get("type") != "directory":
+                    continue
+                name = str(e["name"]).rstrip("/")
+                if name.rsplit("/", 1)[-1].startswith("."):
+                    continue  # temporary siblings of a write in progress
+                if _is_store(loc.fs, name):
+                    rel = name[len(base):].lstrip("/")
+                    found[rel] = loc.child(rel).url
+                else:
+                    nxt.append(name)
+        level = nxt
+    return dict(sorted(found.items()))
+
+
+@dataclass
+class _Group:
+    sg: Any  # reader.StoreGroup
+    levels: list[Any]  # view arrays 1..n (index 0 unused)
+    lengths: list[int]  # columns per level (0 = samples)
+
+
+class ViewerServer(ThreadingHTTPServer):
+    """The HTTP server: static page + JSON metadata + binary tiles; stores opened once."""
+
+    daemon_threads = True
+
+    def __init__(self, target: str, address: tuple[str, int],
+                 storage_options: dict[str, Any] | None = None):
+        self.target = target
+        self.storage_options = storage_options
+        self.stores = find_stores(target, storage_options)
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._meta: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def store_url(self, sid: str) -> str:
+        if sid not in self.stores:  # also refreshes: a store written since start-up
+            self.stores = find_stores(self.target, self.storage_options)
+        if sid not in self.stores:
+            raise KeyError(f"no store {sid!r} under {self.target}; /api/stores lists them")
+        return self.stores[sid]
+
+    def group(self, sid: str, name: str) -> _Group:
+        key = (sid, name)
+        with self._lock:
+            hit = self._groups.get(key)
+        if hit is not None:
+            return hit
+        from ..serving.reader import open_group
+
+        sg = open_group(self.store_url(sid), name, self.storage_options)
+        n_levels = int(sg.attrs.get("n_view_levels", 0))
+        levels = [None] + [sg.root[f"{name}/view/{k}"] for k in range(1, n_levels + 1)]
+        lengths = [sg.n_samples] + [int(a.shape[2]) for a in levels[1:]]
+        g = _Group(sg, levels, lengths)
+        with self._lock:
+            self._groups[key] = g
+        return g
+
+    def meta(self, sid: str) -> bytes:
+        with self._lock:
+            hit = self._meta.get(sid)
+        if hit is not None:
+            return hit
+        from ..serving.reader import _group_names, _metadata, _open_root, read_events
+
+        url = self.store_url(sid)
+        root, _ = _open_root(url, self.storage_options)
+        md = _metadata(root, url, None)
+        start = md.get("start_time") or md.get("meas_date")
+        groups = []
+        for name in _group_names(root):
+            g = self.group(sid, name)
+            sg = g.sg
+            chans = [{"label": lab, "unit": str(e.get("unit", "")),
+                      "type": str(e.get("channel_type", ""))}
+                     for lab, e in zip(sg.labels, sg.entries)]
+            groups.append({
+                "name": name, "rate": sg.rate, "t0": sg.t0, "n_samples": sg.n_samples,
+                "dtype": str(np.dtype(sg.a0.dtype)), "nan_code": sg.nan_code,
+                "downsample": int(sg.attrs.get("view_downsample", 4)),
+                "lengths": g.lengths, "scale": sg.scale.tolist(),
+                "offset": sg.offset.tolist(), "channels": chans})
+        ev = read_events(url, storage_options=self.storage_options)
+        events = {"onset": ev["onset"].astype(float).tolist(),
+                  "duration": np.nan_to_num(ev["duration"].astype(float)).tolist(),
+                  "description": [str(d) for d in ev["description"]]}
+        body = json.dumps({
+            "store": sid, "url": url, "tile": TILE, "groups": groups, "events": events,
+            "start_time": start.isoformat() if hasattr(start, "isoformat") else start,
+            "subject": md.get("subject") if isinstance(md.get("subject"), str) else None,
+        }, allow_nan=False).encode()
+        with self._lock:
+            self._meta[sid] = body
+        return body
+
+    def tile(self, sid: str, name: str, level: int, k: int, rows: list[int]) -> bytes:
+        """One tile as raw little-endian bytes (see the module docstring)."""
+        g = self.group(sid, name)
+        if not 0 <= level < len(g.lengths):
+            raise ValueError(f"group {name!r} has levels 0..{len(g.lengths) - 1}")
+        n = g.lengths[level]
+        j0, j1 = k * TILE, min(n, (k + 1) * TILE)
+        if not 0 <= j0 < n:
+            raise ValueError(f"tile {k} is outside level {level} ({n} columns)")
+        if any(not 0 <= r < len(g.sg.labels) for r in rows):
+            raise ValueError(f"rows must be in 0..{len(g.sg.labels) - 1}")
+        if level == 0:
+            data = _level0_digital(g.sg, rows, j0, j1)
+        else:
+            arr = g.levels[level]
+            sel = (slice(None), rows, slice(j0, j1))
+            if rows == list(range(rows[0], rows[-1] + 1)):
+                data = np.asarray(arr[:, rows[0]: rows[-1] + 1, j0:j1])
+            else:
+                data = np.asarray(arr.get_orthogonal_selection(sel))
+        return np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
+
+
+def _level0_digital(sg: Any, rows: list[int], i0: int, i1: int) -> np.ndarray:
+    """Stored (digital) level-0 values ``[i0, i1)`` of ``rows``, only the covering chunks."""
+    out = np.empty((len(rows), i1 - i0), dtype=sg.a0.dtype)
+    if sg.loc is not None:
+        from ..serving._fastread import read_level0
+
+        fill = sg.nan_code if sg.nan_code is not None else sg.a0.metadata.fill_value
+
+        def put(digital: np.ndarray | None, dest: np.ndarray) -> None:
+            dest[...] = fill if digital is None else digital
+
+        if read_level0(sg.loc, sg.a0, rows, i0, i1, put, out):
+            return out
+    return np.asarray(sg.a0.get_orthogonal_selection((rows, slice(i0, i1))))
+
+
+def _rows(text: str) -> list[int]:
+    """``"0-31"`` or ``"3,5,9"`` (or a mix) -> row indices."""
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    if not out or len(out) > 4096:
+        raise ValueError("rows: give 1..4096 channel rows, e.g. 0-31 or 2,5,7")
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ViewerServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+        pass
+
+    def _send(self, code: int, body: bytes, ctype: str, cache: str = "no-cache") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", cache)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            if parts.path in _STATIC:
+                fname, ctype = _STATIC[parts.path]
+                body = resources.files(__package__).joinpath("static", fname).read_bytes()
+                self._send(200, body, ctype)
+            elif parts.path == "/api/stores":
+                srv = self.server
+                srv.stores = find_stores(srv.target, srv.storage_options)
+                self._send(200, json.dumps({"target": srv.target,
+                                            "stores": list(srv.stores)}).encode(),
+                           "application/json")
+            elif parts.path == "/api/meta":
+                self._send(200, self.server.meta(q.get("store", "")), "application/json")
+            elif parts.path == "/api/tile":
+                body = self.server.tile(q.get("store", ""), q["group"], int(q["level"]),
+                                        int(q["tile"]), _rows(q["rows"]))
+                self._send(200, body, "application/octet-stream", "private, max-age=60")
+            elif parts.path == "/favicon.ico":
+                self._send(204, b"", "image/x-icon")
+            else:
+                self._send(404, b"not found", "text/plain")
+        except KeyError as exc:
+            self._send(404, str(exc).encode(), "text/plain; charset=utf-8")
+        except (ValueError, ArchiveFormatError) as exc:
+            self._send(400, str(exc).encode(), "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def serve(target: str, host: str = "127.0.0.1", port: int = 8765,
+          storage_options: dict[str, Any] | None = None) -> ViewerServer:
+    """A started-on-demand server for ``target``: call ``serve_forever()`` on it (or run it
+    in a thread); ``.url`` is the page's address. Port 0 picks a free port."""
+    return ViewerServer(target, (host, port), storage_options)
+
+
+def viewer_link(base_url: str, store_id: str, tmin: float | None = None,
+                span: float | None = None) -> str:
+    """The page URL showing one store (``base_url`` = where ``view`` serves the root)."""
+    from urllib.parse import quote
+
+    frag = f"store={quote(store_id)}"
+    if tmin is not None and math.isfinite(tmin):
+        frag += f"&t={tmin:g}"
+    if span is not None:
+        frag += f"&w={span:g}"
+    return f"{base_url.rstrip('/')}/#{frag}"

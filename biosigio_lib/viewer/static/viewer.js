@@ -1,0 +1,427 @@
+// biosigio viewer: plain JS + one canvas, no build step. See docs/viewer.md.
+// Data: /api/meta (JSON) and /api/tile (raw int16/float32 columns of one view level).
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const canvas = $("plot"), ctx = canvas.getContext("2d");
+  const LEFT = 130, TOP = 18, BOTTOM = 22, RIGHT = 6;
+  const S = {
+    stores: [], store: null, meta: null, g: null, gi: 0, sel: [], page: 0, pageSize: 32,
+    t0: 0, span: 30, tile: 256, cache: new Map(), inflight: new Map(), gen: 0,
+    complete: false, waiters: [], startMs: null, gain: 1,
+    stats: { requests: 0, bytes: 0, draws: 0, completeDraws: 0, last: null, marks: { script: performance.now() } },
+  };
+
+  // ---------------------------------------------------------------- data
+  async function getJSON(url) {
+    const r = await fetch(url);
+    if (!r.ok) throw new Error(await r.text());
+    return r.json();
+  }
+
+  function rowsKey(rows) {
+    const contiguous = rows.every((r, i) => i === 0 || r === rows[i - 1] + 1);
+    return contiguous ? rows[0] + "-" + rows[rows.length - 1] : rows.join(",");
+  }
+
+  function decode(buf, level, rows) {
+    const g = S.g, n = buf.byteLength / (g.dtype === "int16" ? 2 : 4) / rows.length / (level ? 2 : 1);
+    const raw = g.dtype === "int16" ? new Int16Array(buf) : new Float32Array(buf);
+    const out = new Float32Array(raw.length), nan = g.nan_code;
+    for (let b = 0; b < (level ? 2 : 1); b++) {
+      for (let r = 0; r < rows.length; r++) {
+        const s = g.scale[rows[r]], o = g.offset[rows[r]], base = (b * rows.length + r) * n;
+        for (let i = base; i < base + n; i++) {
+          const v = raw[i];
+          out[i] = (nan !== null && v === nan) ? NaN : v * s + o;
+        }
+      }
+    }
+    const per = rows.length * n;
+    return { n, min: out.subarray(0, per), max: level ? out.subarray(per, 2 * per) : out.subarray(0, per), bytes: buf.byteLength };
+  }
+
+  function fetchTile(key, level, k, rows) {
+    if (S.inflight.has(key)) return S.inflight.get(key);
+    const url = "api/tile?store=" + encodeURIComponent(S.store) + "&group=" + encodeURIComponent(S.g.name) +
+      "&level=" + level + "&tile=" + k + "&rows=" + rowsKey(rows);
+    S.stats.requests++;
+    const p = fetch(url).then((r) => {
+      if (!r.ok) throw new Error("tile " + url + ": " + r.status);
+      return r.arrayBuffer();
+    }).then((buf) => {
+      S.stats.bytes += buf.byteLength;
+      const t = decode(buf, level, rows);
+      S.cache.set(key, t);
+      if (S.cache.size > 3000) S.cache.delete(S.cache.keys().next().value);  // oldest first
+      return t;
+    }).finally(() => S.inflight.delete(key));
+    S.inflight.set(key, p);
+    return p;
+  }
+
+  // ---------------------------------------------------------------- view geometry
+  function plotW() { return Math.max(10, canvas.clientWidth - LEFT - RIGHT); }
+  function pageRows() { return S.sel.slice(S.page * S.pageSize, (S.page + 1) * S.pageSize); }
+  function tStart() { return S.g.t0; }
+  function tEnd() { return S.g.t0 + S.g.n_samples / S.g.rate; }
+
+  function pickLevel() {  // the coarsest level with at least half a column per pixel
+    const g = S.g, px = plotW();
+    let L = 0;
+    while (L + 1 < g.lengths.length && S.span * g.rate / Math.pow(g.downsample, L + 1) >= px / 2) L++;
+    return L;
+  }
+
+  function plan() {
+    const g = S.g, L = pickLevel(), f = Math.pow(g.downsample, L), n = g.lengths[L];
+    const j0 = Math.max(0, Math.floor((S.t0 - g.t0) * g.rate / f));
+    const j1 = Math.min(n, Math.ceil((S.t0 + S.span - g.t0) * g.rate / f));
+    const rows = pageRows(), rk = rowsKey(rows), tiles = [];
+    if (j1 > j0 && rows.length) {
+      for (let k = Math.floor(j0 / S.tile); k <= Math.floor((j1 - 1) / S.tile); k++) {
+        tiles.push({ k, key: S.store + "|" + g.name + "|" + L + "|" + k + "|" + rk });
+      }
+    }
+    return { L, f, j0, j1, rows, tiles };
+  }
+
+  function clampView() {
+    const d = tEnd() - tStart();
+    S.span = Math.min(Math.max(S.span, 8 / S.g.rate), Math.max(d * 1.02, 8 / S.g.rate));
+    S.t0 = Math.min(Math.max(S.t0, tStart() - S.span * 0.5), tEnd() - S.span * 0.5);
+  }
+
+  // ---------------------------------------------------------------- render
+  function render() {
+    if (!S.g) return;
+    clampView();
+    const p = plan(), gen = ++S.gen;
+    S.complete = false;
+    const missing = p.tiles.filter((t) => !S.cache.has(t.key));
+    const t0 = performance.now();
+    if (!missing.length) { draw(p, t0, 0); return; }
+    draw(p, t0, missing.length);  // what is cached now; the rest as it arrives
+    Promise.all(missing.map((t) => fetchTile(t.key, p.L, t.k, p.rows))).then(() => {
+      if (gen === S.gen) draw(plan(), t0, 0);
+    }).catch((e) => status("error: " + e.message));
+  }
+
+  function status(text) { $("status").textContent = text; }
+
+  function fmtClock(t, step) {
+    if (S.startMs === null) {
+      return (step < 1 ? t.toFixed(3) : t.toFixed(0)) + " s";
+    }
+    const d = new Date(S.startMs + t * 1000);
+    const pad = (v, w) => String(v).padStart(w || 2, "0");
+    let s = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+    if (step < 1) s += "." + pad(d.getUTCMilliseconds(), 3);
+    const day = Math.floor((S.startMs + t * 1000) / 86400000) - Math.floor(S.startMs / 86400000);
+    return (day ? "+" + day + "d " : "") + s;
+  }
+
+  function draw(p, tReq, missing) {
+    const g = S.g, dpr = window.devicePixelRatio || 1;
+    const W = canvas.clientWidth, H = canvas.clientHeight;
+    if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
+      canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+    const pw = plotW(), ph = H - TOP - BOTTOM, nr = Math.max(1, p.rows.length), band = ph / nr;
+    const x = (t) => LEFT + (t - S.t0) / S.span * pw;
+    drawEvents(x, ph);
+    // traces
+    ctx.save();
+    ctx.beginPath(); ctx.rect(LEFT, TOP, pw, ph); ctx.clip();
+    const colT = p.f / g.rate, m = p.j1 - p.j0, used = [];
+    let usedBytes = 0;
+    for (const t of p.tiles) { const c = S.cache.get(t.key); used.push(c ? { k: t.k, c } : null); if (c) usedBytes += c.bytes; }
+    const mins = new Float32Array(m), maxs = new Float32Array(m);
+    for (let r = 0; r < p.rows.length; r++) {
+      mins.fill(NaN); maxs.fill(NaN);
+      let lo = Infinity, hi = -Infinity;
+      for (const u of used) {
+        if (!u) continue;
+        const a = Math.max(p.j0, u.k * S.tile), b = Math.min(p.j1, u.k * S.tile + u.c.n);
+        const off = r * u.c.n - u.k * S.tile;
+        for (let j = a; j < b; j++) {
+          const mn = u.c.min[off + j], mx = u.c.max[off + j];
+          mins[j - p.j0] = mn; maxs[j - p.j0] = mx;
+          if (mn < lo) lo = mn;
+          if (mx > hi) hi = mx;
+        }
+      }
+      const yc = TOP + band * (r + 0.5);
+      const mid = (lo + hi) / 2, half = Math.max((hi - lo) / 2, 1e-12) / S.gain;
+      const y = (v) => yc - (v - mid) / half * band * 0.45;
+      ctx.strokeStyle = r % 2 ? "#1f4e8c" : "#203040";
+      ctx.beginPath();
+      if (p.L === 0 && m <= pw * 2) {  // samples: a polyline (gaps at NaN)
+        let pen = false;
+        for (let i = 0; i < m; i++) {
+          const v = mins[i];
+          if (v !== v) { pen = false; continue; }
+          const xi = x(g.t0 + (p.j0 + i) * colT);
+          if (pen) ctx.lineTo(xi, y(v)); else { ctx.moveTo(xi, y(v)); pen = true; }
+        }
+        ctx.lineWidth = 1;
+      } else {  // min/max envelope: one vertical stroke per column, joined to its neighbour
+        const cw = pw * colT / S.span;
+        ctx.lineWidth = Math.max(1, cw);
+        let pt = NaN, pb = NaN;
+        for (let i = 0; i < m; i++) {
+          if (mins[i] !== mins[i]) { pt = pb = NaN; continue; }
+          let top = y(maxs[i]), bot = y(mins[i]);
+          if (pt === pt) { top = Math.min(top, pb); bot = Math.max(bot, pt); }
+          const xi = x(g.t0 + (p.j0 + i + 0.5) * colT);
+          ctx.moveTo(xi, top); ctx.lineTo(xi, Math.max(bot, top + 1));
+          pt = y(maxs[i]); pb = y(mins[i]);
+        }
+      }
+      ctx.stroke();
+    }
+    ctx.restore();
+    // channel names and units
+    ctx.fillStyle = "#222"; ctx.font = "12px system-ui, sans-serif"; ctx.textBaseline = "middle";
+    for (let r = 0; r < p.rows.length; r++) {
+      const ch = g.channels[p.rows[r]];
+      const label = ch.label + (ch.unit ? " [" + ch.unit + "]" : "");
+      ctx.fillText(label.length > 20 ? label.slice(0, 19) + "\u2026" : label, 4, TOP + band * (r + 0.5));
+    }
+    ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1; ctx.strokeRect(LEFT + 0.5, TOP + 0.5, pw, ph);
+    drawAxis(x, pw, H);
+    S.stats.draws++;
+    if (!missing) {
+      S.complete = true;
+      S.stats.completeDraws++;
+      const bpv = (g.dtype === "int16" ? 2 : 4) * (p.L ? 2 : 1);
+      S.stats.last = { ms: performance.now() - tReq, at: performance.now(), level: p.L, columns: m,
+        rows: p.rows.length, tiles: p.tiles.length, usedBytes, neededBytes: m * p.rows.length * bpv,
+        pixelBytes: Math.ceil(pw) * p.rows.length * bpv };
+      const w = S.waiters; S.waiters = [];
+      w.forEach((f) => f(S.stats.last));
+      history.replaceState(null, "", "#store=" + encodeURIComponent(S.store) + "&group=" +
+        encodeURIComponent(g.name) + "&t=" + S.t0.toFixed(3) + "&w=" + S.span.toPrecision(6));
+    }
+    const pages = Math.max(1, Math.ceil(S.sel.length / S.pageSize));
+    $("pglabel").textContent = "ch " + (S.sel.length ? S.page * S.pageSize + 1 : 0) + "\u2013" +
+      Math.min(S.sel.length, (S.page + 1) * S.pageSize) + " of " + S.sel.length + " (page " + (S.page + 1) + "/" + pages + ")";
+    status(fmtClock(S.t0, S.span < 10 ? 0.5 : 1) + " + " + fmtSpan(S.span) + "  level " + p.L +
+      (missing ? "  loading\u2026" : ""));
+  }
+
+  function fmtSpan(s) {
+    if (s >= 3600) return (s / 3600).toPrecision(3) + " h";
+    if (s >= 60) return (s / 60).toPrecision(3) + " min";
+    return s.toPrecision(3) + " s";
+  }
+
+  function drawEvents(x, ph) {
+    const ev = S.meta.events, n = ev.onset.length;
+    if (!n) return;
+    const tA = S.t0, tB = S.t0 + S.span;
+    let i = lowerBound(ev.onset, tA - maxDur());
+    let lastText = -1e9, count = 0;
+    ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "alphabetic";
+    for (; i < n && ev.onset[i] < tB; i++) {
+      const on = ev.onset[i], du = ev.duration[i];
+      if (on + du < tA) continue;
+      const xa = x(on);
+      if (du > 0) {
+        ctx.fillStyle = "rgba(230,140,20,0.07)";
+        ctx.fillRect(Math.max(LEFT, xa), TOP, Math.min(x(on + du), LEFT + plotW()) - Math.max(LEFT, xa), ph);
+      }
+      if (xa >= LEFT && xa <= LEFT + plotW()) {
+        ctx.fillStyle = "rgba(200,40,40,0.85)";
+        ctx.fillRect(Math.round(xa), TOP, 1, ph);
+        if (xa - lastText > 60 && count < 400) {
+          ctx.fillText(ev.description[i].slice(0, 24), xa + 2, TOP - 4);
+          lastText = xa; count++;
+        }
+      }
+    }
+  }
+
+  let _maxDur = null;
+  function maxDur() {
+    if (_maxDur === null) _maxDur = S.meta.events.duration.reduce((a, b) => Math.max(a, b), 0);
+    return _maxDur;
+  }
+
+  function lowerBound(a, v) {
+    let lo = 0, hi = a.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (a[mid] < v) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+
+  const STEPS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120,
+    300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  function drawAxis(x, pw, H) {
+    const want = S.span / (pw / 90);
+    const step = STEPS.find((s) => s >= want) || 86400;
+    const base = S.startMs === null ? 0 : (S.startMs / 1000) % step;
+    let t = Math.ceil((S.t0 + base) / step) * step - base;
+    ctx.fillStyle = "#444"; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "top";
+    ctx.strokeStyle = "#ddd";
+    for (; t <= S.t0 + S.span; t += step) {
+      const xi = x(t);
+      ctx.fillRect(Math.round(xi), H - BOTTOM, 1, 4);
+      ctx.fillText(fmtClock(t, step), xi + 2, H - BOTTOM + 5);
+    }
+  }
+
+  // ---------------------------------------------------------------- loading
+  async function loadStores() {
+    const r = await getJSON("api/stores");
+    S.stats.marks.stores = performance.now();
+    S.stores = r.stores;
+    const sel = $("store");
+    sel.innerHTML = "";
+    for (const s of S.stores) { const o = document.createElement("option"); o.value = s; o.textContent = s || r.target; sel.appendChild(o); }
+    if (!S.stores.length) { status("no biosigio stores under " + r.target); return; }
+    const h = hashParams();
+    await openStore(h.store !== undefined && S.stores.includes(h.store) ? h.store : S.stores[0], h);
+  }
+
+  function hashParams() {
+    const out = {};
+    for (const kv of location.hash.replace(/^#/, "").split("&")) {
+      if (!kv) continue;
+      const i = kv.indexOf("=");
+      out[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1));
+    }
+    return out;
+  }
+
+  async function openStore(id, h) {
+    S.store = id; $("store").value = id; _maxDur = null; S.complete = false; S.gen++;
+    S.meta = await getJSON("api/meta?store=" + encodeURIComponent(id));
+    S.tile = S.meta.tile;
+    S.stats.marks.meta = performance.now();
+    const st = S.meta.start_time;
+    S.startMs = st ? Date.parse(String(st).replace(/(\.\d{3})\d+/, "$1").replace(/([+-]\d\d:\d\d|Z)$/, "") + "Z") : null;
+    if (S.startMs !== null && isNaN(S.startMs)) S.startMs = null;
+    const gs = $("group"); gs.innerHTML = "";
+    S.meta.groups.forEach((g, i) => { const o = document.createElement("option"); o.value = i; o.textContent = g.name + " (" + g.channels.length + " ch)"; gs.appendChild(o); });
+    const ev = $("events"); ev.length = 1;
+    const E = S.meta.events;
+    for (let i = 0; i < E.onset.length && i < 5000; i++) {
+      const o = document.createElement("option"); o.value = i;
+      o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; ev.appendChild(o);
+    }
+    if (!S.meta.groups.length) {
+      S.g = null; S.complete = true; status("events-only store: nothing to draw");
+      const w = S.waiters; S.waiters = []; w.forEach((f) => f(null)); return;
+    }
+    let gi = S.meta.groups.findIndex((g) => g.name === (h && h.group));
+    openGroup(gi < 0 ? 0 : gi, h);
+  }
+
+  function openGroup(i, h) {
+    S.gi = i; S.g = S.meta.groups[i]; $("group").value = i;
+    S.sel = S.g.channels.map((_, k) => k); S.page = 0; $("chfilter").value = "";
+    const dur = S.g.n_samples / S.g.rate;
+    S.span = h && h.w ? +h.w : Math.min(30, dur);
+    S.t0 = h && h.t ? +h.t : S.g.t0;
+    render();
+  }
+
+  function applyFilter(text) {
+    const ch = S.g.channels.map((c) => c.label);
+    let sel;
+    text = text.trim();
+    if (!text) sel = ch.map((_, k) => k);
+    else if (/^\/.*\/$/.test(text)) {
+      const re = new RegExp(text.slice(1, -1), "i");
+      sel = ch.map((l, k) => (re.test(l) ? k : -1)).filter((k) => k >= 0);
+    } else {
+      const toks = text.split(/[\s,]+/).filter(Boolean).map((t) => t.toLowerCase());
+      sel = ch.map((l, k) => (toks.includes(l.toLowerCase()) ? k : -1)).filter((k) => k >= 0);
+      if (!sel.length) sel = ch.map((l, k) => (toks.some((t) => l.toLowerCase().includes(t)) ? k : -1)).filter((k) => k >= 0);
+    }
+    S.sel = sel; S.page = 0; render();
+  }
+
+  // ---------------------------------------------------------------- interaction
+  function pan(frac) { S.t0 += frac * S.span; render(); }
+  function zoom(factor, at) {  // at: fraction of the plot width kept in place
+    const tc = S.t0 + (at === undefined ? 0.5 : at) * S.span;
+    const old = S.span;
+    S.span = S.span * factor; clampView();
+    S.t0 = tc - (tc - S.t0) * S.span / old;
+    render();
+  }
+  function setPage(p) {
+    const pages = Math.max(1, Math.ceil(S.sel.length / S.pageSize));
+    S.page = Math.min(Math.max(0, p), pages - 1); render();
+  }
+  function jumpToEvent(i) {
+    const E = S.meta.events;
+    if (i < 0 || i >= E.onset.length) return;
+    S.t0 = E.onset[i] - S.span * 0.25; render();
+  }
+  function nextEvent(dir) {
+    const E = S.meta.events, mark = S.t0 + S.span * 0.25;
+    let i = lowerBound(E.onset, mark + (dir > 0 ? 1e-6 : -1e-6));
+    if (dir < 0) i -= 1;
+    jumpToEvent(i);
+  }
+
+  let drag = null;
+  canvas.addEventListener("pointerdown", (e) => {
+    canvas.focus(); drag = { x: e.clientX, t0: S.t0 }; canvas.setPointerCapture(e.pointerId); canvas.classList.add("drag");
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    S.t0 = drag.t0 - (e.clientX - drag.x) / plotW() * S.span; render();
+  });
+  const endDrag = () => { drag = null; canvas.classList.remove("drag"); };
+  canvas.addEventListener("pointerup", endDrag);
+  canvas.addEventListener("pointercancel", endDrag);
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    if (e.shiftKey) { pan(Math.sign(e.deltaY || e.deltaX) * 0.1); return; }
+    const at = Math.min(1, Math.max(0, (e.offsetX - LEFT) / plotW()));
+    zoom(Math.exp(Math.max(-1, Math.min(1, e.deltaY * 0.002))), at);
+  }, { passive: false });
+  canvas.addEventListener("keydown", (e) => {
+    const k = e.key;
+    if (k === "ArrowRight") pan(e.shiftKey ? 1 : 0.25);
+    else if (k === "ArrowLeft") pan(e.shiftKey ? -1 : -0.25);
+    else if (k === "+" || k === "=") zoom(0.5);
+    else if (k === "-" || k === "_") zoom(2);
+    else if (k === "PageDown" || k === "ArrowDown") setPage(S.page + 1);
+    else if (k === "PageUp" || k === "ArrowUp") setPage(S.page - 1);
+    else if (k === "Home") { S.t0 = tStart(); render(); }
+    else if (k === "End") { S.t0 = tEnd() - S.span; render(); }
+    else if (k === "n") nextEvent(1);
+    else if (k === "p") nextEvent(-1);
+    else if (k === "*") { S.gain *= 1.5; render(); }
+    else if (k === "/") { S.gain /= 1.5; render(); }
+    else return;
+    e.preventDefault();
+  });
+  $("store").addEventListener("change", (e) => openStore(e.target.value, {}));
+  $("group").addEventListener("change", (e) => openGroup(+e.target.value, {}));
+  $("chfilter").addEventListener("change", (e) => applyFilter(e.target.value));
+  $("pgprev").addEventListener("click", () => setPage(S.page - 1));
+  $("pgnext").addEventListener("click", () => setPage(S.page + 1));
+  $("pgsize").addEventListener("change", (e) => { S.pageSize = +e.target.value; S.page = 0; render(); });
+  $("zin").addEventListener("click", () => zoom(0.5));
+  $("zout").addEventListener("click", () => zoom(2));
+  $("events").addEventListener("change", (e) => { if (e.target.value !== "") jumpToEvent(+e.target.value); canvas.focus(); });
+  window.addEventListener("resize", () => render());
+
+  // for tests and benchmarks: the state, counters and a promise of the next complete draw
+  window.viewer = {
+    state: S, stats: S.stats, pan, zoom, setPage, jumpToEvent, applyFilter,
+    setView(t0, span) { S.t0 = t0; S.span = span; render(); },
+    idle() {
+      if (S.complete && !S.inflight.size) return Promise.resolve(S.stats.last);
+      return new Promise((res) => S.waiters.push(res));
+    },
+  };
+  loadStores().catch((e) => status("error: " + e.message));
+})();
