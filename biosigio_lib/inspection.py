@@ -385,6 +385,81 @@ def _event_diffs(ea: pd.DataFrame, eb: pd.DataFrame, tolerance: float) -> list[D
     return out
 
 
+#: Samples compared at a time: bounds memory for recordings of any length (file-backed ones
+#: are read a window at a time, all channels of a grid in one read).
+COMPARE_WINDOW = 1 << 18
+
+
+def _window(g: Any, labels: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
+    """The stored samples ``[start, stop)`` of ``labels`` of grid ``g``, one read a block."""
+    want = set(labels)
+    out: dict[str, np.ndarray] = {}
+    for blabs, arr, _ in g.stored_blocks():
+        rows = [i for i, lab in enumerate(blabs) if lab in want]
+        if rows:
+            part = arr[np.asarray(rows), start:stop] if len(rows) < len(blabs) \
+                else arr[:, start:stop]
+            out.update((blabs[i], row) for i, row in zip(rows, part))
+    return out
+
+
+def _fold(label: str, acc: Difference | None, d: Difference | None, offset: int,
+           n_total: int) -> Difference | None:
+    """Fold one window's sample difference into the running one for the channel."""
+    if d is None:
+        if acc is not None:
+            acc.details["n_compared"] = n_total
+        return acc
+    det = dict(d.details)
+    det["first_index"] += offset
+    if acc is None:
+        det["n_compared"] = n_total
+        return Difference("samples", "", label, det)
+    old = acc.details
+    worst = np.fmax(old["max_abs_diff"], det["max_abs_diff"])
+    return Difference("samples", "", label, {**old, "n_different": old["n_different"]
+                                             + det["n_different"], "max_abs_diff": float(worst),
+                                             "n_compared": n_total})
+
+
+def _windowed_sample_diffs(a: Recording, b: Recording, labels: list[str],
+                           exact: dict[str, bool], tolerance: float) -> dict[str, Difference]:
+    """Sample differences of ``labels``, read and compared a window at a time per grid pair."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for label in labels:
+        pairs.setdefault((a.grid_of(label).key, b.grid_of(label).key), []).append(label)
+    found: dict[str, Difference | None] = dict.fromkeys(labels)
+    for (ka, kb), labs in pairs.items():
+        ga, gb = a.grids[ka], b.grids[kb]
+        n = min(ga.n_samples, gb.n_samples)
+        for s in range(0, max(n, 1), COMPARE_WINDOW):
+            e = min(n, s + COMPARE_WINDOW)
+            wa, wb = _window(ga, labs, s, e), _window(gb, labs, s, e)
+            for lab in labs:
+                xa, xb = wa[lab], wb[lab]
+                if not exact[lab]:
+                    ca, cb = ga.calibration(lab), gb.calibration(lab)
+                    xa = xa if ca is None else ca.apply(xa)
+                    xb = xb if cb is None else cb.apply(xb)
+                unit = "" if exact[lab] else str(a.channels[lab].get("physical_dimension")
+                                                 or "")
+                d = _sample_diff(lab, xa, xb, 0.0 if exact[lab] else tolerance, unit)
+                found[lab] = _fold(lab, found[lab], d, s, n)
+    out: dict[str, Difference] = {}
+    for lab, d in found.items():
+        if d is None:
+            continue
+        det = d.details
+        what = "stored integers differ" if exact[lab] else "samples differ"
+        unit = "" if exact[lab] else str(a.channels[lab].get("physical_dimension") or "")
+        unit_txt = f" {unit}" if unit else ""
+        out[lab] = Difference("samples", (
+            f"{lab}: {det['n_different']} of {det['n_compared']} {what}; max abs difference "
+            f"{det['max_abs_diff']:.6g}{unit_txt}, first at index {det['first_index']}: "
+            f"{_fmt(det['a'])} != {_fmt(det['b'])}"), lab, det)
+    return out
+
+
 def compare(a: Recording, b: Recording, tolerance: float = 0.0, *,
             ignore_metadata_keys: Iterable[str] = (), ignore_channel_keys: Iterable[str] = (),
             check_metadata: bool = True, check_events: bool = True,
@@ -415,44 +490,41 @@ def compare(a: Recording, b: Recording, tolerance: float = 0.0, *,
     if [c for c in labels_b if c in a.channels] != common:
         out.append(Difference("channel_order", "channel order differs", None,
                               {"a": common, "b": [c for c in labels_b if c in a.channels]}))
+    per_label: dict[str, list[Difference]] = {lab: [] for lab in common}
+    exact: dict[str, bool] = {}  # compare the stored integers (same scaling) or physical
     for label in common:
-        if limit is not None and len(out) >= limit:
-            return out[:limit]
+        found = per_label[label]
         ga, gb = a.grid_of(label), b.grid_of(label)
         if ga.rate != gb.rate:
-            out.append(Difference("rate", f"{label}: rate {ga.rate!r} Hz != {gb.rate!r} Hz",
-                                  label, {"a": ga.rate, "b": gb.rate}))
+            found.append(Difference("rate", f"{label}: rate {ga.rate!r} Hz != {gb.rate!r} Hz",
+                                    label, {"a": ga.rate, "b": gb.rate}))
             continue
         if ga.t0 != gb.t0:
-            out.append(Difference("t0", f"{label}: t0 {ga.t0!r} s != {gb.t0!r} s", label,
-                                  {"a": ga.t0, "b": gb.t0}))
+            found.append(Difference("t0", f"{label}: t0 {ga.t0!r} s != {gb.t0!r} s", label,
+                                    {"a": ga.t0, "b": gb.t0}))
         if ga.n_samples != gb.n_samples:
-            out.append(Difference("length", f"{label}: {ga.n_samples} samples != "
-                                  f"{gb.n_samples}", label,
-                                  {"a": ga.n_samples, "b": gb.n_samples}))
+            found.append(Difference("length", f"{label}: {ga.n_samples} samples != "
+                                    f"{gb.n_samples}", label,
+                                    {"a": ga.n_samples, "b": gb.n_samples}))
         ca, cb = ga.calibration(label), gb.calibration(label)
         if tolerance == 0:
             da, db = ga.stored_dtypes[label], gb.stored_dtypes[label]
             if da != db:
-                out.append(Difference("dtype", f"{label}: stored dtype {da} != {db}", label,
-                                      {"a": str(da), "b": str(db)}))
+                found.append(Difference("dtype", f"{label}: stored dtype {da} != {db}", label,
+                                        {"a": str(da), "b": str(db)}))
             if ca != cb:
-                out.append(Difference("calibration", f"{label}: calibration {ca} != {cb}",
-                                      label, {"a": _calibration(ca), "b": _calibration(cb)}))
-        if tolerance == 0 and ca is not None and ca == cb:  # same scaling: compare the integers
-            d = _sample_diff(label, ga.stored(label), gb.stored(label), 0.0, "")
-            if d is not None:
-                d = Difference("samples", d.message.replace("samples differ;",
-                                                            "stored integers differ;"),
-                               label, d.details)
-        else:
-            d = _sample_diff(label, ga.channel(label), gb.channel(label), tolerance,
-                             str(a.channels[label].get("physical_dimension") or ""))
-        if d is not None:
-            out.append(d)
+                found.append(Difference("calibration", f"{label}: calibration {ca} != {cb}",
+                                        label, {"a": _calibration(ca), "b": _calibration(cb)}))
+        exact[label] = tolerance == 0 and ca is not None and ca == cb
+    for label, d in _windowed_sample_diffs(a, b, list(exact), exact, tolerance).items():
+        per_label[label].append(d)
+    for label in common:
         dinfo = _info_diff(label, a.channels[label], b.channels[label], ignore_ch)
         if dinfo is not None:
-            out.append(dinfo)
+            per_label[label].append(dinfo)
+        out += per_label[label]
+        if limit is not None and len(out) >= limit:
+            return out[:limit]
     if check_events:
         out += _event_diffs(a.events, b.events, tolerance)
     if check_metadata:

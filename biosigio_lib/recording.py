@@ -274,6 +274,9 @@ class Recording(BiosigioCompatMixin):
         self._events: pd.DataFrame | None = None
         self._pending: list[tuple[Any, ...]] = []
         self._pending_extra: list[dict[str, Any]] = []
+        #: Where :meth:`from_file` read it (url, importer, keyword arguments), or None: lets a
+        #: pipeline hand a file-backed recording to another process by reference.
+        self.origin: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ channels
     def add_channel(
@@ -672,7 +675,11 @@ class Recording(BiosigioCompatMixin):
         group: str | None = None,
         **kwargs: Any,
     ) -> Recording:
-        """Read any supported file, folder or URL; the importer is chosen by magic and suffix."""
+        """Read any supported file, folder or URL; the importer is chosen by magic and suffix.
+
+        ``lazy=True`` keeps the samples in the file (EDF/BDF, also inside BIDS) and reads
+        them a window at a time when used: any length converts in bounded memory.
+        """
         from .importers import read
 
         if group is not None:

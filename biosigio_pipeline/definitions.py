@@ -45,7 +45,8 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
             "storage": PipelineStorage(root=root, storage_options=so),
             "sources": SourceRoots(roots=roots, storage_options=dict(source_options or {}),
                                    max_per_tick=max_per_tick),
-            "recording_io": RecordingIOManager(root=root, storage_options=so),
+            "recording_io": RecordingIOManager(root=root, storage_options=so,
+                                               source_options=dict(source_options or {})),
         },
         executor=dg.in_process_executor,
     )

@@ -4,7 +4,8 @@ The Dagster assets and the ``convert`` CLI both call these, so the pipeline stay
 every step can be tested on its own. Output layout under a storage root (path or fsspec URL)::
 
     sources/<key>.json            the discovered source: files, sizes, checksum (lineage)
-    canonical/<key>.arrow         the canonical Recording (uncompressed Arrow IPC, mmap-able)
+    canonical/<key>.json          the canonical Recording by reference: its source, importer,
+                                  and the source's size/mtime (no copy of the samples)
     archive/parquet/<key>.parquet lossless Parquet archive (a folder for multi-rate)
     archive/feather/<key>.arrow   lossless Feather (Arrow IPC, lz4) archive
     serving/<key>.zarr            Zarr v3 serving store
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Outputs",
     "load_source",
+    "read_canonical",
     "read_manifest",
     "size_of",
     "summarise",
@@ -62,7 +64,7 @@ class Outputs:
 
     @property
     def canonical(self) -> str:
-        return _join(self.root, "canonical", f"{self.key}.arrow")
+        return _join(self.root, "canonical", f"{self.key}.json")
 
     @property
     def parquet(self) -> str:
@@ -106,22 +108,69 @@ def read_manifest(url: str, storage_options: Mapping[str, Any] | None = None) ->
         return SourceRecording.from_dict(json.loads(fh.read()))
 
 
-def load_source(source: SourceRecording, source_options: Mapping[str, Any] | None = None
-                ) -> Recording:
-    """Import the source recording and stamp its lineage: source file, checksum and key."""
+def load_source(source: SourceRecording, source_options: Mapping[str, Any] | None = None,
+                *, lazy: bool = True) -> Recording:
+    """Import the source recording and stamp its lineage: source file, checksum and key.
+
+    ``lazy`` (the default) leaves the samples of an EDF/BDF source in the file: the writers
+    then read them a window at a time, so any length converts in bounded memory.
+    """
     from biosigio_lib import Recording
 
-    rec = Recording.from_file(source.url, **_opts(source.url, source_options))
-    rec.metadata.setdefault("source_file", source.url)
-    rec.metadata["source_checksum"] = source.checksum
-    rec.metadata["source_key"] = source.key
+    rec = Recording.from_file(source.url, lazy=lazy, **_opts(source.url, source_options))
+    _stamp_lineage(rec, source.url, source.checksum, source.key)
     return rec
 
 
+def _stamp_lineage(rec: Recording, url: str, checksum: str | None, key: str) -> None:
+    rec.metadata.setdefault("source_file", url)
+    rec.metadata["source_checksum"] = checksum
+    rec.metadata["source_key"] = key
+
+
+def _source_stamp(url: str, source_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Size and modification time of a source file: cheap evidence it did not change."""
+    loc = resolve(url, _opts(url, source_options).get("storage_options"))
+    info = loc.fs.info(loc.path)
+    mtime = info.get("mtime", info.get("LastModified", info.get("created")))
+    return {"size": info.get("size"), "mtime": str(mtime) if mtime is not None else None}
+
+
 def write_canonical(rec: Recording, url: str,
-                    storage_options: Mapping[str, Any] | None = None) -> str:
-    """The canonical Recording between runs: uncompressed Arrow IPC, cheap to map back."""
-    return rec.to_arrow(url, overwrite=True, compression=None, **_opts(url, storage_options))
+                    storage_options: Mapping[str, Any] | None = None,
+                    source_options: Mapping[str, Any] | None = None) -> str:
+    """The canonical Recording between steps, by reference: where it was read from (source
+    URL, importer and its arguments), its lineage, and the source's size and mtime. No copy
+    of the samples is written; :func:`read_canonical` reopens the source (lazily)."""
+    if rec.origin is None:
+        raise ValueError("the recording was not read from a file: nothing to refer to")
+    ref = {"format": "biosigio-recording-ref", "version": 1, "origin": rec.origin,
+           "source_checksum": rec.metadata.get("source_checksum"),
+           "source_key": rec.metadata.get("source_key"),
+           "stamp": _source_stamp(rec.origin["url"], source_options)}
+    return _write_bytes(url, json.dumps(ref, indent=1, sort_keys=True).encode(),
+                        storage_options)
+
+
+def read_canonical(url: str, storage_options: Mapping[str, Any] | None = None,
+                   source_options: Mapping[str, Any] | None = None) -> Recording:
+    """Reopen the recording :func:`write_canonical` refers to; a source that changed since
+    (size or mtime) is an error: rematerialize the ``recording`` asset."""
+    from biosigio_lib import Recording
+    from biosigio_lib.errors import FileReadError
+
+    loc = resolve(url, _opts(url, storage_options).get("storage_options"))
+    with loc.fs.open(loc.path, "rb") as fh:
+        ref = json.loads(fh.read())
+    origin = ref["origin"]
+    src = origin["url"]
+    if _source_stamp(src, source_options) != ref["stamp"]:
+        raise FileReadError("the source changed after the recording asset read it; "
+                            "materialize the recording partition again", path=src)
+    rec = Recording.from_file(src, importer=origin.get("importer"), lazy=True,
+                              **dict(origin.get("kwargs") or {}), **_opts(src, source_options))
+    _stamp_lineage(rec, src, ref.get("source_checksum"), str(ref.get("source_key")))
+    return rec
 
 
 def write_archive(rec: Recording, url: str, container: str,

@@ -26,6 +26,7 @@ from ..errors import (
     InvalidChannelError,
     TruncatedFileError,
 )
+from ..lazy import LazySamples
 from ..recording import CORE_CHANNEL_KEYS, Grid, Recording, _window, grid_key
 from ._schema import (
     COLUMN_LABELS_KEY,
@@ -310,8 +311,26 @@ def _calibrations(plan: _GridPlan, labels: list[str],
     return out
 
 
+class ArchiveSamples(LazySamples):
+    """Channels ``labels`` (one dtype) of an archive table, rows ``[i0, i0 + n)``: a window
+    decodes only the row groups / record batches that hold it."""
+
+    def __init__(self, plan: _GridPlan, labels: list[str], dtype: np.dtype[Any], i0: int,
+                 n: int):
+        super().__init__(len(labels), n, dtype)
+        self.plan, self.labels, self.i0 = plan, list(labels), i0
+
+    def read(self, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+        labels = self.labels if rows is None else [self.labels[int(r)] for r in rows]
+        out = np.empty((len(labels), max(0, stop - start)), dtype=self.dtype)
+        if stop > start and labels:
+            _read_rows(self.plan, labels, self.i0 + start, self.i0 + stop,
+                       {lab: (out, r) for r, lab in enumerate(labels)})
+        return out
+
+
 def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
-              tmin: float | None, tmax: float | None) -> None:
+              tmin: float | None, tmax: float | None, lazy: bool = False) -> None:
     labels = [lab for lab in plan.labels if wanted is None or lab in wanted]
     if not labels:
         return
@@ -320,9 +339,14 @@ def _add_grid(rec: Recording, plan: _GridPlan, wanted: set[str] | None,
     dtypes = {lab: _numpy_dtype(plan.source, plan.columns[lab]) for lab in labels}
     cals = _calibrations(plan, labels, dtypes)
     runs = _runs(labels, dtypes, cals)
-    blocks = [np.empty((len(run), i1 - i0), dtype=dtypes[run[0]]) for run in runs]
-    outs = {lab: (block, r) for run, block in zip(runs, blocks) for r, lab in enumerate(run)}
-    _read_rows(plan, labels, i0, i1, outs)
+    blocks: list[Any]
+    if lazy:
+        blocks = [ArchiveSamples(plan, run, dtypes[run[0]], i0, i1 - i0) for run in runs]
+    else:
+        blocks = [np.empty((len(run), i1 - i0), dtype=dtypes[run[0]]) for run in runs]
+        outs = {lab: (block, r) for run, block in zip(runs, blocks)
+                for r, lab in enumerate(run)}
+        _read_rows(plan, labels, i0, i1, outs)
     for run, block in zip(runs, blocks):
         infos = [plan.channels[lab] for lab in run]
         rec.add_channels(run, block, plan.rate,
@@ -418,8 +442,10 @@ def _check_against_manifest(loc: Location, plans: list[_GridPlan],
 
 
 def read_location(loc: Location, channels: Iterable[str] | None = None,
-                  tmin: float | None = None, tmax: float | None = None) -> Recording:
-    """Read an archive file or folder at a resolved location (see :func:`read_archive`)."""
+                  tmin: float | None = None, tmax: float | None = None,
+                  lazy: bool = False) -> Recording:
+    """Read an archive file or folder at a resolved location (see :func:`read_archive`);
+    ``lazy`` leaves the samples in the file, read a window at a time when used."""
     sources, order, entries = _sources(loc)
     plans = [p for p in (_plan(s) for s in sources) if p is not None]
     _check_against_manifest(loc, plans, entries, order)
@@ -439,7 +465,7 @@ def read_location(loc: Location, channels: Iterable[str] | None = None,
             raise KeyError(f"{loc.url}: no channel(s) {missing}; channels: {all_labels[:20]}")
     rec = Recording(first["metadata"])
     for plan in plans:
-        _add_grid(rec, plan, None if wanted is None else set(wanted), tmin, tmax)
+        _add_grid(rec, plan, None if wanted is None else set(wanted), tmin, tmax, lazy)
     keep = wanted if wanted is not None else order
     rec.channels = {lab: rec.channels[lab] for lab in keep}
     events = decode_events(first["events"], first["extension"].get("event_dtypes"))

@@ -66,7 +66,12 @@ def read(where: str | os.PathLike[str] | Location, importer: str | None = None, 
     imp, loc = _pick(where, importer, storage_options)
     if lazy and imp.supports_lazy:
         kwargs["lazy"] = True
-    return imp.read(loc, **kwargs)
+    rec = imp.read(loc, **kwargs)
+    rec.origin = {"url": loc.url, "importer": imp.name,
+                  "kwargs": {k: v for k, v in kwargs.items() if k != "lazy"
+                             and isinstance(v, str | int | float | bool | None)},
+                  "lazy": rec.is_lazy}
+    return rec
 
 
 def iter_blocks(where: str | os.PathLike[str] | Location, block_seconds: float = 60.0,

@@ -158,6 +158,8 @@ class _Reader:
                                          f" {sorted(READABLE)})", path=self.loc.url)
         imp = get_importer(READABLE[self.ext.lower()])
         imp.require()
+        if kwargs.get("lazy") and not imp.supports_lazy:
+            kwargs.pop("lazy")
         rec = imp.read(self.loc, **kwargs)
         file_events = rec.events.copy()
         self._sidecar(rec)
@@ -257,6 +259,7 @@ class BidsImporter(Importer):
     requires = ()
     description = "BIDS EEG/EMG/iEEG data file with channels/events/sidecar/participants"
     opens_directories = True
+    supports_lazy = True  # when the data file's importer does (EDF/BDF)
 
     def can_open(self, loc: Location, head: bytes) -> bool:
         """Files named ``sub-*`` (data or sidecar) in a dataset, or a dataset root folder."""

@@ -32,21 +32,23 @@ class TabularImporter(Importer):
     requires = ("pyarrow",)
     description = "biosigio-tabular Parquet / Arrow IPC (Feather v2) archive"
     opens_directories = True
+    supports_lazy = True
 
     def can_open(self, loc: Location, head: bytes) -> bool:
         """An archive folder: a directory holding the archive manifest."""
         return not head and bool(loc.fs.isdir(loc.path)) and loc.child(_MANIFEST).exists()
 
     def read(self, loc: Location, channels: Iterable[str] | None = None,
-             tmin: float | None = None, tmax: float | None = None,
+             tmin: float | None = None, tmax: float | None = None, lazy: bool = False,
              **kwargs: Any) -> Recording:
-        """Read the archive (or the channels / ``[tmin, tmax)`` seconds asked for)."""
+        """Read the archive (or the channels / ``[tmin, tmax)`` seconds asked for); ``lazy``
+        decodes each window's row groups only when it is used."""
         if kwargs:
-            raise TypeError(f"the tabular importer takes channels, tmin and tmax; got "
+            raise TypeError(f"the tabular importer takes channels, tmin, tmax and lazy; got "
                             f"{sorted(kwargs)}")
         from ..archive import read_location
 
-        return read_location(loc, channels, tmin, tmax)
+        return read_location(loc, channels, tmin, tmax, lazy=lazy)
 
     def iter_blocks(self, loc: Location, block_seconds: float = 60.0,
                     **kwargs: Any) -> Iterator[Recording]:

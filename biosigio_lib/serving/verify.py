@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .level0 import gather, plan_groups
+from .level0 import filtered_block, plan_groups
 from .params import ServingParams
 from .reader import _open_root, open_group
+from .resample import reference_values
 
 if TYPE_CHECKING:
     from ..recording import Recording
@@ -62,7 +63,11 @@ def _verify_group(rec: Recording, gp: Any, params: ServingParams, where: StoreLi
                   report: dict[str, Any]) -> dict[str, Any]:
     sg = open_group(where, name, storage_options)
     bounds = np.asarray(sg.attrs.get("max_abs_error", [np.inf] * len(sg.labels)), np.float64)
-    st = gather(gp, params, pool, buffer_dtype=np.float64)
+    # The filtered level 0 is recomputed a window at a time (the writer's reference values
+    # and filter), never held whole: memory stays that of a window for any length.
+    int16 = params.dtype == "int16"
+    refs = {idx: reference_values(rs.src) for idx, rs in enumerate(gp.rowsets)
+            if rs.filtered and gp.plan is not None}
     n_ch, n = len(gp.labels), gp.n_out
     worst = np.zeros(n_ch)
     nan_bad = np.zeros(n_ch, dtype=np.int64)
@@ -83,8 +88,12 @@ def _verify_group(rec: Recording, gp: Any, params: ServingParams, where: StoreLi
             got[stored == sg.nan_code] = np.nan
         want = np.empty((n_ch, e - s))
         for idx, rs in enumerate(gp.rowsets):
-            if idx in st.buffers:
-                want[rs.pos] = st.buffers[idx][:, s:e] + st.ref[rs.pos][:, None]
+            if idx in refs:
+                up = gp.ratio.up
+                q = (s // up, -(-e // up))
+                blk, _ = filtered_block(gp, rs, refs[idx], q, params)
+                part = blk[:, s - q[0] * up: e - q[0] * up]
+                want[rs.pos] = part + refs[idx][:, None] if int16 else part
             else:
                 want[rs.pos] = pick_block(rs.src, gp.ratio, s, e)
         gnan, wnan = np.isnan(got), ~np.isfinite(want)

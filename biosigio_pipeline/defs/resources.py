@@ -14,7 +14,7 @@ from pydantic import Field
 
 from biosigio_lib.discovery import SourceRecording, find_source
 
-from ..steps import Outputs, size_of, write_canonical
+from ..steps import Outputs, read_canonical, size_of, write_canonical
 
 if TYPE_CHECKING:
     from biosigio_lib import Recording
@@ -56,14 +56,18 @@ _CACHE: dict[str, tuple[tuple[Any, ...], Recording]] = {}
 
 
 class RecordingIOManager(dg.ConfigurableIOManager):
-    """Persists the canonical Recording as uncompressed Arrow IPC under the storage root.
+    """Persists the canonical Recording by reference: a small JSON naming its source file,
+    importer and lineage (``steps.write_canonical``), never a copy of the samples.
 
-    No pickling: the file is the library's own lossless format, memory-mapped back, so a store
-    backfill in a later run loads it in a fraction of a second.
+    Downstream steps reopen the source lazily (EDF/BDF samples stay in the file and are read
+    a window at a time), so no step holds a whole recording and no full-size copy is written;
+    a source that changed since (size or mtime) fails the step with a typed error.
     """
 
     root: str
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    source_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options to reopen URL sources.")
 
     def _url(self, context: dg.OutputContext | dg.InputContext) -> str:
         key = context.asset_partition_key if context.has_asset_partitions else "unpartitioned"
@@ -77,21 +81,20 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         return (info.get("size"), info.get("mtime"), info.get("type"))
 
     def handle_output(self, context: dg.OutputContext, obj: Recording) -> None:
-        url = write_canonical(obj, self._url(context), self.storage_options)
+        url = write_canonical(obj, self._url(context), self.storage_options,
+                              self.source_options or None)
         _CACHE.clear()
         _CACHE[url] = (self._stamp(url), obj)
         context.add_output_metadata({"canonical_uri": dg.MetadataValue.path(url),
                                      "canonical_bytes": size_of(url, self.storage_options)})
 
     def load_input(self, context: dg.InputContext) -> Recording:
-        from biosigio_lib import Recording
 
         url = self._url(context)
         hit = _CACHE.get(url)
         if hit is not None and hit[0] == self._stamp(url):
             return hit[1]
-        kw = {"storage_options": self.storage_options} if self.storage_options else {}
-        rec = Recording.from_file(url, **kw)
+        rec = read_canonical(url, self.storage_options or None, self.source_options or None)
         _CACHE.clear()
         _CACHE[url] = (self._stamp(url), rec)
         return rec

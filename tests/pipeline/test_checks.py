@@ -13,6 +13,7 @@ import pytest
 from biosigio_lib import Recording
 from biosigio_pipeline.definitions import build_defs
 from biosigio_pipeline.defs import checks
+from biosigio_pipeline.steps import read_canonical
 
 from .conftest import requires_serving
 
@@ -32,14 +33,14 @@ def done(sample_root: Path, tmp_path: Path) -> SimpleNamespace:
     mats = [e.event_specific_data.materialization for e in res.get_asset_materialization_events()]
     uris = {m.asset_key.to_user_string(): m.metadata["uri"].value
             for m in mats if "uri" in m.metadata}
-    uris["recording"] = str(tmp_path / "out" / "canonical" / f"{KEY}.arrow")
+    uris["recording"] = str(tmp_path / "out" / "canonical" / f"{KEY}.json")
     return SimpleNamespace(defs=defs, instance=instance, uris=uris)
 
 
 def _run_check(d: SimpleNamespace, asset: str, name: str) -> dg.AssetCheckResult:
     """The check's evidence function on the current outputs (a checks-only partitioned run is
     not something Dagster's in-process executor can plan)."""
-    rec = Recording.from_file(d.uris["recording"])
+    rec = read_canonical(d.uris["recording"])
     fn = {"parquet_round_trip": checks.round_trip_result,
           "store_level0_within_bound": checks.level0_result,
           "store_complete": checks.complete_result}[name]
