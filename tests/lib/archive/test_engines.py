@@ -247,3 +247,18 @@ def test_whole_folder_helpers_name_a_missing_manifest(
     with pytest.raises(ArchiveFormatError, match=MANIFEST_NAME) as info:
         physical_sql(out)
     assert out in str(info.value)
+
+
+def test_whole_folder_grid_column_yields_to_a_channel_called_grid(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    rec = Recording()
+    cal = Calibration(gain=0.5, baseline=1.0)
+    rec.add_channels(["grid"], np.arange(10, dtype=np.int16)[None], 10.0, calibration=[cal])
+    rec.add_channels(["x"], np.arange(4, dtype=np.int16)[None], 4.0, calibration=[cal])
+    out = rec.to_parquet(tmp_path / "g.parquet")
+    want = ["_grid_", "time", "grid", "x"]
+    assert duckdb.sql(physical_sql(out)).columns == want
+    assert physical_polars(out).collect().columns == want
+    frame = physical_pandas(out)
+    assert list(frame.columns) == ["_grid_", "grid", "x"]
+    assert frame["grid"].dropna().to_numpy().tobytes() == rec.channel_data("grid").tobytes()
