@@ -81,6 +81,8 @@ def _grid_file(path: str, grid: str | None) -> str:
         if g.key == grid:
             return g.path
     keys = [g.key for g in grids]
+    if grid is None:
+        raise ArchiveFormatError(f"a multi-grid archive: pass grid= one of {keys}", path=path)
     raise ArchiveFormatError(f"no grid {grid!r} in this archive: pass grid= one of {keys}, or "
                              "no grid= for all grids in one table", path=path)
 
