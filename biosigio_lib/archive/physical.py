@@ -11,6 +11,10 @@ column equal to the grid's ``t0 + i / rate``::
     physical_pandas("rec.parquet")                     # pandas
 
 A version-1 table (float channels) passes through unchanged, with its stored time column.
+On a multi-grid archive folder without ``grid=`` each helper gives all grids as one long
+table: a ``grid`` column (the grid's name) first, then ``time``, then every channel in the
+manifest's order, null where a row's grid lacks the channel (DuckDB ``UNION ALL BY NAME``,
+Polars ``pl.concat(how="diagonal")``, pandas ``pd.concat``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .._fs import resolve
 from ..calibration import Calibration
 from ..errors import ArchiveFormatError
-from ._schema import COLUMN_LABELS_KEY, MANIFEST_NAME, parse_blob
+from ._schema import COLUMN_LABELS_KEY, parse_blob
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,22 +49,50 @@ class TableLayout:
     time_column: str | None  # the stored time column of a version-1 table
 
 
-def _grid_file(path: str, grid: str | None) -> str:
+@dataclass(frozen=True)
+class _FolderGrid:
+    """One grid of an archive folder: its name and its table file."""
+
+    key: str
+    path: str
+
+
+def _folder(path: str) -> tuple[list[_FolderGrid], list[str] | None] | None:
+    """The grids of an archive folder (manifest order) and its channel order; None for a
+    single file. The manifest is checked as the reader checks it (typed errors)."""
+    from ._read import _sources
+
     loc = resolve(path)
     if not loc.fs.isdir(loc.path):
-        return loc.path
-    import json
+        return None
+    _, order, entries = _sources(loc)
+    grids = [_FolderGrid(str(g.get("key")), loc.child(g["file"]).path) for g in entries]
+    return grids, order
 
-    with loc.fs.open(loc.child(MANIFEST_NAME).path, "rb") as fh:
-        manifest = json.loads(fh.read())
-    entries = manifest.get("grids") or []
-    keys = [str(g.get("key")) for g in entries]
-    if grid is None and len(entries) == 1:
-        return loc.child(entries[0]["file"]).path
-    for g in entries:
-        if str(g.get("key")) == grid:
-            return loc.child(g["file"]).path
-    raise ArchiveFormatError(f"a multi-grid archive: pass grid= one of {keys}", path=path)
+
+def _grid_file(path: str, grid: str | None) -> str:
+    folder = _folder(path)
+    if folder is None:
+        return resolve(path).path
+    grids = folder[0]
+    if grid is None and len(grids) == 1:
+        return grids[0].path
+    for g in grids:
+        if g.key == grid:
+            return g.path
+    keys = [g.key for g in grids]
+    if grid is None:
+        raise ArchiveFormatError(f"a multi-grid archive: pass grid= one of {keys}", path=path)
+    raise ArchiveFormatError(f"no grid {grid!r} in this archive: pass grid= one of {keys}, or "
+                             "no grid= for all grids in one table", path=path)
+
+
+def _grid_column(labels: list[str]) -> str:
+    """The name of the grid column of a whole-folder table: ``grid`` unless a channel has it."""
+    name = "grid"
+    while name in labels or name == "time":
+        name = f"_{name}_"
+    return name
 
 
 def table_layout(path: str | os.PathLike[str], grid: str | None = None) -> TableLayout:
@@ -95,8 +127,33 @@ def _ident(name: str) -> str:
 
 
 def physical_sql(path: str | os.PathLike[str], grid: str | None = None) -> str:
-    """A DuckDB ``SELECT`` over a Parquet archive file giving ``time`` and physical values."""
+    """A DuckDB ``SELECT`` over a Parquet archive giving ``time`` and physical values.
+
+    A multi-grid folder without ``grid=`` gives every grid: ``UNION ALL BY NAME`` of the
+    grids' selects, with a ``grid`` column first and the channels in the manifest's order.
+    """
+    folder = _folder(os.fspath(path)) if grid is None else None
+    if folder is not None and len(folder[0]) > 1:
+        grids, order = folder
+        lays = [table_layout(g.path) for g in grids]
+        labels = order or [lay.labels[c] for lay in lays for c in lay.columns]
+        gcol = _grid_column(labels)
+        parts = [f"(SELECT {i} AS __biosigio_grid__, {_lit(g.key)} AS {_ident(gcol)}, "
+                 f"* FROM ({_grid_sql(lay)}))" for i, (g, lay) in enumerate(zip(grids, lays))]
+        cols = ", ".join(_ident(c) for c in [gcol, "time", *labels])
+        return (f"SELECT {cols} FROM ({' UNION ALL BY NAME '.join(parts)}) "
+                "ORDER BY __biosigio_grid__, __biosigio_row__")
     lay = table_layout(path, grid)
+    return (f"SELECT * EXCLUDE (__biosigio_row__) FROM ({_grid_sql(lay)}) "
+            "ORDER BY __biosigio_row__")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _grid_sql(lay: TableLayout) -> str:
+    """One table's select: its row number (``__biosigio_row__``), time, physical values."""
     if lay.kind != "parquet":
         raise ArchiveFormatError("DuckDB reads the Parquet archive; for Feather use "
                                  "physical_polars()", path=lay.path)
@@ -116,16 +173,34 @@ def physical_sql(path: str | os.PathLike[str], grid: str | None = None) -> str:
                 expr = (f"CASE WHEN {_ident(c)} = {cal.missing} THEN 'NaN'::DOUBLE "
                         f"ELSE {expr} END")
         cols.append(f"{expr} AS {_ident(lay.labels[c])}")
-    src = "'" + lay.path.replace("'", "''") + "'"
-    return (f"SELECT {', '.join(cols)} FROM read_parquet({src}, file_row_number = true) "
-            "ORDER BY file_row_number")
+    cols.append("file_row_number AS __biosigio_row__")
+    return f"SELECT {', '.join(cols)} FROM read_parquet({_lit(lay.path)}, file_row_number = true)"
 
 
 def physical_polars(path: str | os.PathLike[str], grid: str | None = None) -> pl.LazyFrame:
-    """A Polars LazyFrame over a Parquet or Feather archive file: ``time`` + physical values."""
+    """A Polars LazyFrame over a Parquet or Feather archive: ``time`` + physical values.
+
+    A multi-grid folder without ``grid=`` gives every grid: ``pl.concat(how="diagonal")`` of
+    the grids' frames, with a ``grid`` column first and the channels in the manifest's order.
+    """
     import polars as pl
 
-    lay = table_layout(path, grid)
+    folder = _folder(os.fspath(path)) if grid is None else None
+    if folder is not None and len(folder[0]) > 1:
+        grids, order = folder
+        lays = [table_layout(g.path) for g in grids]
+        labels = order or [lay.labels[c] for lay in lays for c in lay.columns]
+        gcol = _grid_column(labels)
+        frames = [_grid_polars(lay).select(pl.lit(g.key).alias(gcol), pl.all())
+                  for g, lay in zip(grids, lays)]
+        return pl.concat(frames, how="diagonal").select([gcol, "time", *labels])
+    return _grid_polars(table_layout(path, grid))
+
+
+def _grid_polars(lay: TableLayout) -> pl.LazyFrame:
+    """One table's frame: time and physical values."""
+    import polars as pl
+
     row = "__biosigio_row__"
     frame = (pl.scan_parquet(lay.path, row_index_name=row) if lay.kind == "parquet"
              else pl.scan_ipc(lay.path, row_index_name=row))
@@ -155,11 +230,24 @@ def physical_polars(path: str | os.PathLike[str], grid: str | None = None) -> pl
 
 
 def physical_pandas(path: str | os.PathLike[str], grid: str | None = None) -> pd.DataFrame:
-    """A pandas DataFrame of physical values indexed by ``time`` (s), any archive file."""
+    """A pandas DataFrame of physical values indexed by ``time`` (s), any archive file.
+
+    A multi-grid folder without ``grid=`` gives every grid (``pd.concat``): a ``grid``
+    column first, then the channels in the manifest's order, NaN where a row's grid lacks
+    the channel (so integer channels of an uncalibrated grid become float64 there).
+    """
     import pandas as pd
 
     from ._read import read_archive
 
+    folder = _folder(os.fspath(path)) if grid is None else None
+    if folder is not None and len(folder[0]) > 1:
+        rec = read_archive(path)
+        gcol = _grid_column(list(rec.channels))
+        frames = [g.to_frame() for g in rec.grids.values()]
+        for key, frame in zip(rec.grids, frames):
+            frame.insert(0, gcol, key)
+        return pd.concat(frames)[[gcol, *rec.channels]]
     lay = table_layout(path, grid)
     rec = read_archive(lay.path)
     (g,) = rec.grids.values() if rec.grids else (None,)

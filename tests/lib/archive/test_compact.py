@@ -160,8 +160,9 @@ def test_duckdb_one_liner_gives_physical_values(tmp_path: Path) -> None:
     assert rows["time"].tobytes() == g.times.tobytes()
     for lab in g.labels:
         assert rows[lab].tobytes() == rec.channel_data(lab).tobytes(), lab
-    with pytest.raises(ArchiveFormatError, match="grid="):
-        physical_sql(out)
+    with pytest.raises(ArchiveFormatError, match="grid=") as info:
+        physical_sql(out, grid="1hz")
+    assert "250hz" in str(info.value) and str(out) in str(info.value)
 
 
 @requires("polars")
