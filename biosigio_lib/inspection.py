@@ -387,7 +387,7 @@ def _event_diffs(ea: pd.DataFrame, eb: pd.DataFrame, tolerance: float) -> list[D
 
 #: Samples compared at a time: bounds memory for recordings of any length (file-backed ones
 #: are read a window at a time, all channels of a grid in one read).
-COMPARE_WINDOW = 1 << 18
+COMPARE_WINDOW = 1 << 16
 
 
 def _window(g: Any, labels: list[str], start: int, stop: int) -> dict[str, np.ndarray]:

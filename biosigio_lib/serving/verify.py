@@ -77,7 +77,7 @@ def _verify_group(rec: Recording, gp: Any, params: ServingParams, where: StoreLi
         return {"ok": False, "channels": {}}
     from .resample import pick_block
 
-    step = max(1, int(sg.attrs.get("view_chunk_columns", 1024)) * 64)
+    step = max(1, int(sg.attrs.get("view_chunk_columns", 1024)) * 8)  # ~8k columns a window
     for s in range(0, n, step):
         e = min(n, s + step)
         stored = sg.a0[:, s:e]

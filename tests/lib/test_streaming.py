@@ -22,7 +22,6 @@ from biosigio_lib.serving import ServingParams, resample
 from biosigio_lib.testing import assert_recordings_equal
 from tests.conftest import requires
 
-
 #: Shards of 8 s over a 40 s recording: windows cut through shards as well as records.
 PARAMS = ServingParams(chunk_seconds=2.0, shard_seconds=8.0)
 
