@@ -297,12 +297,11 @@ def _events(root: Any, tmin: float | None, tmax: float | None) -> Any:
     label_map = attrs.get("label_map", {})
     lut = np.array([_jsonsafe.decode(label_map.get(str(c), str(c)))
                     for c in range(int(codes.max()) + 1)] if codes.size else [], dtype=object)
-    frame = pd.DataFrame({"onset": onset, "duration": duration,  # object: may hold surrogates
-                          "description": pd.Series(lut[codes] if codes.size else [],
-                                                   dtype=object)})
+    frame = pd.DataFrame({"onset": onset, "duration": duration})
     extra = attrs.get("extra_columns") or {}
-    for col in attrs.get("extra_column_order", list(extra)):
-        values = _jsonsafe.decode(extra[col])
+    columns = {"description": lut[codes] if codes.size else []}
+    columns |= {c: _jsonsafe.decode(extra[c]) for c in attrs.get("extra_column_order", extra)}
+    for col, values in columns.items():
         try:
             frame[col] = values
         except UnicodeEncodeError:  # strings with surrogates: kept as Python objects
