@@ -18,6 +18,9 @@ Object stores and memory://
     a process-wide lock for memory://). An overwritten folder is first copied to an ``.old``
     sibling and its marker removed, so a killed switch leaves the complete old copy, which the
     next write puts back.
+Long names
+    A name so long that its siblings would pass 255 bytes gets siblings named after a
+    shortened form plus a hash of the full name (``_stem``), so every legal name can be written.
 Leftovers
     A sibling belongs to a dead writer ("stale") when its host is this one and its pid is not
     running, or when it is older than :data:`STALE_SECONDS`. Only stale ones are removed or
@@ -30,6 +33,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import hashlib
 import json
 import os
 import re
@@ -60,15 +64,31 @@ _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 # ------------------------------------------------------------------------- sibling names
+#: Bytes a sibling name adds to the target's (``.``, ``.old-``, host, pid, hex); names are
+#: at most 255 bytes on common file systems, so a longer target name is shortened + hashed.
+_SIBLING_EXTRA = 2 + 4 + 32 + 1 + 10 + 1 + 12
+_NAME_MAX = 255
+
+
+def _stem(name: str) -> str:
+    """``name`` itself, or, if a sibling of it would exceed NAME_MAX, a unique shortened form."""
+    raw = name.encode("utf-8", "surrogatepass")  # never fails; over-counts escapes: fine
+    if len(raw) + _SIBLING_EXTRA <= _NAME_MAX:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    keep = raw[:_NAME_MAX - _SIBLING_EXTRA - 17].decode("utf-8", "ignore")
+    return f"{keep}~{digest}"
+
+
 def sibling_name(name: str, tag: str) -> str:
     """``.<name>.<tag>-<host>-<pid>-<hex>``: hidden, and says which process owns it."""
-    return f".{name}.{tag}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    return f".{_stem(name)}.{tag}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 def _parse(entry: str, name: str) -> tuple[str, str | None, int | None] | None:
     """(tag, host, pid) of a sibling of ``name`` (host/pid None for the old unnamed form)."""
-    m = re.fullmatch(re.escape(f".{name}.") + r"(tmp|old)-(?:([A-Za-z0-9]+)-(\d+)-)?[0-9a-f]{12}",
-                     entry)
+    m = re.fullmatch(re.escape(f".{_stem(name)}.")
+                     + r"(tmp|old)-(?:([A-Za-z0-9]+)-(\d+)-)?[0-9a-f]{12}", entry)
     if m is None:
         return None
     return m.group(1), m.group(2), int(m.group(3)) if m.group(3) else None

@@ -19,7 +19,7 @@ from fsspec.implementations.local import LocalFileSystem
 from . import _atomic
 from .errors import StoreExistsError, WriteError
 
-__all__ = ["Location", "atomic_target", "resolve"]
+__all__ = ["Location", "atomic_target", "list_folder", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,28 @@ def resolve(
         return Location(LocalFileSystem(), path, path)
     fs, path = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
     return Location(fs, path, text)
+
+
+def list_folder(fs: fsspec.AbstractFileSystem, folder: str) -> list[tuple[str, bool]]:
+    """``(name, is_folder)`` of the entries directly in ``folder``, sorted; [] if none.
+
+    Listed, never globbed: fsspec's ``glob``/``get``/``rm`` expand ``[``, ``*`` and ``?``, so a
+    pattern built from a file or folder name matches other files or none. Callers filter the
+    names (``startswith``, ``fnmatchcase(name, constant_pattern)``) instead.
+    """
+    base = folder.rstrip("/")
+    try:
+        infos = fs.ls(base, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = set()
+    for info in infos:
+        path = str(info["name"]).rstrip("/")
+        name = path.rpartition("/")[2]
+        if path == base or not name:  # ``ls`` of a file lists the file itself
+            continue
+        out.add((name, info.get("type") == "directory"))
+    return sorted(out)
 
 
 def _sibling(loc: Location, tag: str) -> Location:

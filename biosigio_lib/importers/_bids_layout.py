@@ -10,11 +10,12 @@ import io
 import json
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pandas as pd
 
-from .._fs import Location
+from .._fs import Location, list_folder
 from ..errors import CorruptFileError
 
 __all__ = ["DATATYPES", "BidsRecording", "applicable", "dataset_root", "parse_name",
@@ -103,10 +104,7 @@ def scan(root: Location) -> tuple[list[BidsRecording], list[tuple[str, str]]]:
                                path=root.url)
     found: list[BidsRecording] = []
     skipped: list[tuple[str, str]] = []
-    patterns = [_join(root.path, f"sub-*/{d}/sub-*_{d}.*") for d in DATATYPES]
-    patterns += [_join(root.path, f"sub-*/ses-*/{d}/sub-*_{d}.*") for d in DATATYPES]
-    paths = sorted({p for pat in patterns for p in fs.glob(pat)})
-    for path in paths:
+    for path in _data_paths(fs, root.path):
         name = path.rsplit("/", 1)[-1]
         parsed = parse_name(name)
         if parsed is None:
@@ -132,6 +130,28 @@ def scan(root: Location) -> tuple[list[BidsRecording], list[tuple[str, str]]]:
             entity_items=tuple((k, entities[k]) for k in _ordered(entities))))
     found.sort(key=lambda r: r.key)
     return found, skipped
+
+
+def _data_paths(fs: Any, root: str) -> list[str]:
+    """``sub-*/[ses-*/]<datatype>/sub-*_<datatype>.*`` under ``root``, sorted.
+
+    Walked with listings, not ``fs.glob``: the root's own name may hold ``[``, ``*`` or ``?``.
+    """
+    out: set[str] = set()
+    for sub, sub_is_dir in list_folder(fs, root):
+        if not (sub_is_dir and fnmatchcase(sub, "sub-*")):
+            continue
+        sub_path = _join(root, sub)
+        entries = list_folder(fs, sub_path)
+        levels = [(sub_path, entries)] + [(_join(sub_path, n), None) for n, is_dir in entries
+                                          if is_dir and fnmatchcase(n, "ses-*")]
+        for level, listed in levels:
+            for dt, dt_is_dir in listed if listed is not None else list_folder(fs, level):
+                if dt_is_dir and dt in DATATYPES:
+                    folder = _join(level, dt)
+                    out.update(_join(folder, n) for n, _ in list_folder(fs, folder)
+                               if fnmatchcase(n, f"sub-*_{dt}.*"))
+    return sorted(out)
 
 
 def _ordered(entities: dict[str, str]) -> list[str]:
@@ -168,8 +188,11 @@ def applicable(loc: Location, root: str, entities: dict[str, str], suffix: str,
     out: list[str] = []
     for level in levels:
         hits: list[tuple[int, str]] = []
-        for path in loc.fs.glob(_join(level, f"*{suffix}{ext}")):
-            parsed = parse_name(path.rsplit("/", 1)[-1])
+        for name, _ in list_folder(loc.fs, level):  # not glob: names may hold "[" or "*"
+            if not name.endswith(f"{suffix}{ext}"):
+                continue
+            path = _join(level, name)
+            parsed = parse_name(name)
             if parsed is None or parsed[1] != suffix or parsed[2] != ext:
                 continue
             if all(entities.get(k) == v for k, v in parsed[0].items()):

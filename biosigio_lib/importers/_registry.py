@@ -15,7 +15,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._fs import Location, resolve
-from ..errors import MissingDependencyError, UnsupportedFormatError, source_not_found
+from ..errors import (
+    FileReadError,
+    MissingDependencyError,
+    UnsupportedFormatError,
+    source_not_found,
+)
 
 if TYPE_CHECKING:
     from ..recording import Recording
@@ -112,8 +117,11 @@ def _head(loc: Location) -> bytes:
             return b""
         with loc.fs.open(loc.path, "rb") as fh:
             return bytes(fh.read(_HEAD_BYTES))
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+    except (FileNotFoundError, IsADirectoryError):
         return b""
+    except OSError as exc:  # not "empty": permission denied (mode 000, S3 AccessDenied), EIO...
+        raise FileReadError(f"cannot read the file: {exc}; check its permissions or that the "
+                            "device or server can serve it", path=loc.url) from exc
 
 
 def guess_importer(where: str | os.PathLike[str] | Location, **storage: Any) -> Importer:

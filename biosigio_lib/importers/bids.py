@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._fs import Location, resolve
+from .._fs import Location, list_folder, resolve
 from ..errors import CorruptFileError, MissingSidecarError, UnsupportedFormatError
 from ..recording import Recording, make_unique_labels
 from ._bids_layout import (
@@ -291,8 +291,8 @@ class BidsImporter(Importer):
             raise UnsupportedFormatError("no dataset_description.json in any parent folder: "
                                          "not inside a BIDS dataset", path=loc.url)
         if _is_sidecar(name):
-            data = [p.rsplit("/", 1)[-1] for p in loc.fs.glob(
-                f"{loc.path.rsplit('/', 1)[0]}/sub-*") if _is_data(p)]
+            data = [n for n, _ in list_folder(loc.fs, loc.path.rsplit("/", 1)[0])
+                    if n.startswith("sub-") and _is_data(n)]
             raise UnsupportedFormatError(
                 f"{name} is a BIDS sidecar, not a recording; open the data file instead "
                 f"({', '.join(sorted(data)[:5]) or 'none found in this folder'})", path=loc.url)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._fs import Location
+from .._fs import Location, list_folder
 from ..calibration import Calibration
 from ..errors import (
     BiosigIOError,
@@ -74,21 +74,23 @@ def _local_record(loc: Location) -> Iterator[str]:
     record = base.rpartition(".")[0]
     tmp = tempfile.mkdtemp(prefix="biosigio-wfdb-")
     try:
-        loc.fs.get(loc.path, os.path.join(tmp, base))
-        names = {p.rpartition("/")[2] for p in loc.fs.glob(f"{parent}/{record}.*")}
+        # get_file/list_folder, not get/glob: those expand "[", "*", "?" in the names
+        loc.fs.get_file(loc.path, os.path.join(tmp, base))
+        names = {n for n, is_dir in list_folder(loc.fs, parent)
+                 if not is_dir and n.startswith(f"{record}.")}
         try:
             header = wfdb.rdheader(os.path.join(tmp, record))
             for seg in getattr(header, "seg_name", None) or []:
                 if seg != "~":
                     names.add(f"{seg}.hea")
-                    loc.fs.get(f"{parent}/{seg}.hea", os.path.join(tmp, f"{seg}.hea"))
+                    loc.fs.get_file(f"{parent}/{seg}.hea", os.path.join(tmp, f"{seg}.hea"))
                     names.update(wfdb.rdheader(os.path.join(tmp, seg)).file_name or [])
             names.update(getattr(header, "file_name", None) or [])
         except Exception:  # the local read below reports header problems precisely
             pass
         for name in sorted(names - {base, "~"}):
             with contextlib.suppress(FileNotFoundError):
-                loc.fs.get(f"{parent}/{name}", os.path.join(tmp, name))
+                loc.fs.get_file(f"{parent}/{name}", os.path.join(tmp, name))
         yield os.path.join(tmp, base)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -295,13 +295,17 @@ def _events(root: Any, tmin: float | None, tmax: float | None) -> Any:
     duration = np.asarray(eg["duration"][...], dtype=np.float64)
     codes = np.asarray(eg["code"][...]).astype(np.int64)
     label_map = attrs.get("label_map", {})
-    lut = np.array([label_map.get(str(c), str(c)) for c in range(int(codes.max()) + 1)]
-                   if codes.size else [], dtype=object)
-    frame = pd.DataFrame({"onset": onset, "duration": duration,
-                          "description": lut[codes] if codes.size else []})
+    lut = np.array([_jsonsafe.decode(label_map.get(str(c), str(c)))
+                    for c in range(int(codes.max()) + 1)] if codes.size else [], dtype=object)
+    frame = pd.DataFrame({"onset": onset, "duration": duration})
     extra = attrs.get("extra_columns") or {}
-    for col in attrs.get("extra_column_order", list(extra)):
-        frame[col] = _jsonsafe.decode(extra[col])
+    columns = {"description": lut[codes] if codes.size else []}
+    columns |= {c: _jsonsafe.decode(extra[c]) for c in attrs.get("extra_column_order", extra)}
+    for col, values in columns.items():
+        try:
+            frame[col] = values
+        except UnicodeEncodeError:  # strings with surrogates: kept as Python objects
+            frame[col] = pd.Series(values, dtype=object)
     keep = np.ones(len(frame), dtype=bool)
     if tmin is not None:
         keep &= onset + np.nan_to_num(duration) >= tmin

@@ -182,7 +182,7 @@ def _write_events(root: Any, rec: Recording) -> None:
     if len(ev) == 0:
         root.create_group("events", attributes={"label_map": {}, "n_events": 0})
         return
-    descs = ev["description"].astype(str).to_numpy()
+    descs = np.array([str(d) for d in ev["description"]], dtype=object)  # may hold surrogates
     uniques, codes = np.unique(descs, return_inverse=True)
     order = np.argsort(np.unique(codes, return_index=True)[1])
     remap = np.empty_like(order)
@@ -191,7 +191,8 @@ def _write_events(root: Any, rec: Recording) -> None:
     extra = {c: _jsonsafe.encode(ev[c].tolist()) for c in ev.columns
              if c not in ("onset", "duration", "description")}
     eg = root.create_group("events", attributes={
-        "label_map": {str(i): d for i, d in enumerate(labels)}, "n_events": len(ev),
+        "label_map": {str(i): _jsonsafe.encode(d) for i, d in enumerate(labels)},
+        "n_events": len(ev),
         "extra_columns": extra, "extra_column_order": list(extra)})
     for name, arr in (("onset", ev["onset"].to_numpy(dtype=np.float64)),
                       ("duration", ev["duration"].to_numpy(dtype=np.float64)),

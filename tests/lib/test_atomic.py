@@ -332,3 +332,18 @@ def test_host_tag_is_a_plain_token():
 
     assert _atomic._HOST and "-" not in _atomic._HOST and "." not in _atomic._HOST
     assert socket.gethostname()  # the tag is derived from it
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_long_local_names_fit_their_temporary_siblings(tmp_path, kind):
+    """A legal 240-byte name failed: ``.<name>.tmp-<host>-<pid>-<hex>`` exceeded NAME_MAX."""
+    name = "é" * 115 + " [1]*"  # 235 bytes + suffix: legal on every common file system
+    url = _url(str(tmp_path), kind, name)
+    assert len(Path(url).name.encode()) <= 255
+    _write(kind, _recording(kind, "first", 1), url, None)
+    _check(kind, url, None, "first", 1)
+    with pytest.raises(StoreExistsError):
+        _write(kind, _recording(kind, "second", 2), url, None)
+    _write(kind, _recording(kind, "third", 3), url, None, overwrite=True)
+    _check(kind, url, None, "third", 3)
+    assert [p.name for p in tmp_path.iterdir()] == [Path(url).name]

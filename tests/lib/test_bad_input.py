@@ -105,3 +105,24 @@ def test_missing_source_is_a_typed_not_found_error(tmp_path: Path, importer: str
     assert isinstance(err, BiosigIOError) and isinstance(err, FileNotFoundError)
     assert err.code == "not_found"
     assert path in str(err) and "check" in str(err)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"),
+                                   OSError(22, "Invalid argument")])
+def test_unreadable_file_is_not_reported_as_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  error: OSError) -> None:
+    """A file we may not read (mode 000, S3 AccessDenied) was 'the file is empty'."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from biosigio_lib.errors import FileReadError
+
+    path = tmp_path / "locked.edf"
+    path.write_bytes(b"0" * 300)
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(LocalFileSystem, "_open", refuse)
+    with pytest.raises(FileReadError, match=r"locked\.edf.*cannot read") as info:
+        Recording.from_file(path)
+    assert "empty" not in str(info.value)

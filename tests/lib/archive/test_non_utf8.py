@@ -75,3 +75,17 @@ def test_jsonsafe_envelope_keeps_exact_code_points() -> None:
     assert '"Ünïcødé"' in text  # valid strings stay plain JSON strings
     assert dumps({"ok": "Ünïcødé"}) == '{"ok": "Ünïcødé"}'
 
+
+
+def test_non_utf8_strings_through_the_zarr_store(tmp_path: Path) -> None:
+    """Event descriptions with surrogates crashed the Zarr writer (UnicodeEncodeError)."""
+    pytest.importorskip("zarr")
+    rec = _recording(False)
+    back = Recording.from_file(rec.to_zarr(tmp_path / "r.zarr"), group="eeg_100hz")
+    assert back.labels == ["Fp1\udce9", "Fp1\\udce9"]
+    assert back.events["description"].tolist() == ["caf\udce9 start", "plain"]
+    assert back.events["note"].tolist() == ["x\udcff", "y"]
+    assert back.metadata["subject"] == "M\udcfcller"
+    assert back.channels["Fp1\udce9"]["transducer"] == "Ag\udce9Cl"
+    attrs = json.loads((tmp_path / "r.zarr" / "events" / "zarr.json").read_text("utf-8"))
+    json.dumps(attrs, ensure_ascii=False).encode("utf-8")  # strict UTF-8: no lone surrogates
