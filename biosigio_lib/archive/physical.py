@@ -126,18 +126,28 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _whole_folder(path: str | os.PathLike[str], grid: str | None
+                  ) -> tuple[list[Any], list[TableLayout], list[str], str] | None:
+    """For a multi-grid folder read whole: its grids, their layouts, the channel order and
+    the name of the grid column; None for one file or one grid."""
+    folder = _folder(os.fspath(path)) if grid is None else None
+    if folder is None or len(folder[0]) <= 1:
+        return None
+    grids, order = folder
+    lays = [table_layout(g.path) for g in grids]
+    labels = order or [lay.labels[c] for lay in lays for c in lay.columns]
+    return grids, lays, labels, _grid_column(labels)
+
+
 def physical_sql(path: str | os.PathLike[str], grid: str | None = None) -> str:
     """A DuckDB ``SELECT`` over a Parquet archive giving ``time`` and physical values.
 
     A multi-grid folder without ``grid=`` gives every grid: ``UNION ALL BY NAME`` of the
     grids' selects, with a ``grid`` column first and the channels in the manifest's order.
     """
-    folder = _folder(os.fspath(path)) if grid is None else None
-    if folder is not None and len(folder[0]) > 1:
-        grids, order = folder
-        lays = [table_layout(g.path) for g in grids]
-        labels = order or [lay.labels[c] for lay in lays for c in lay.columns]
-        gcol = _grid_column(labels)
+    whole = _whole_folder(path, grid)
+    if whole is not None:
+        grids, lays, labels, gcol = whole
         parts = [f"(SELECT {i} AS __biosigio_grid__, {_lit(g.key)} AS {_ident(gcol)}, "
                  f"* FROM ({_grid_sql(lay)}))" for i, (g, lay) in enumerate(zip(grids, lays))]
         cols = ", ".join(_ident(c) for c in [gcol, "time", *labels])
@@ -185,12 +195,9 @@ def physical_polars(path: str | os.PathLike[str], grid: str | None = None) -> pl
     """
     import polars as pl
 
-    folder = _folder(os.fspath(path)) if grid is None else None
-    if folder is not None and len(folder[0]) > 1:
-        grids, order = folder
-        lays = [table_layout(g.path) for g in grids]
-        labels = order or [lay.labels[c] for lay in lays for c in lay.columns]
-        gcol = _grid_column(labels)
+    whole = _whole_folder(path, grid)
+    if whole is not None:
+        grids, lays, labels, gcol = whole
         frames = [_grid_polars(lay).select(pl.lit(g.key).alias(gcol), pl.all())
                   for g, lay in zip(grids, lays)]
         return pl.concat(frames, how="diagonal").select([gcol, "time", *labels])
