@@ -42,6 +42,9 @@ def recordings_sensor(context: dg.SensorEvaluationContext,
                      materialized_checksum=built)
     for root in plan.missing_roots:
         context.log.warning(f"source root {root} does not exist; skipped")
+    for what, error in plan.unreadable:  # reported and skipped; the tick goes on
+        context.log.warning(f"cannot read {what} ({error}): skipped this tick, tried again "
+                            "on the next")
     for key in plan.removed:
         context.log.warning(f"recording {key} is gone from the source roots; its partition "
                             "and outputs are kept")
@@ -53,7 +56,8 @@ def recordings_sensor(context: dg.SensorEvaluationContext,
                                 "biosigio/reason": "new" if s in plan.new else "changed"})
             for s in plan.to_run]
     context.log.info(f"{len(plan.new)} new, {len(plan.changed)} changed, "
-                     f"{len(plan.removed)} removed, {plan.pending} left for later ticks")
+                     f"{len(plan.removed)} removed, {len(plan.unreadable)} unreadable, "
+                     f"{plan.pending} left for later ticks")
     return dg.SensorResult(
         run_requests=runs,
         dynamic_partitions_requests=[RECORDINGS.build_add_request(new_keys)] if new_keys else [],
