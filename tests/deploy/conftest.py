@@ -261,3 +261,25 @@ def base_env(home: Path, project: Path, **extra: str) -> dict[str, str]:
     env.update(DAGSTER_HOME=str(home), BIOSIGIO_HOME=str(project), PYTHONWARNINGS="ignore",
                PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+# ---------------------------------------------------------------------------- Celery workers
+def start_celery_worker(name: str, broker: str, backend: str, *, env: Mapping[str, str],
+                        folder: Path) -> tuple[subprocess.Popen, Path]:
+    """One Celery worker of ``dagster_celery.app`` (solo pool: the task runs in the worker's
+    own process, so its PID is the one that executes steps), in its own working folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "worker.log"
+    proc = start_process(
+        [str(BIN / "celery"), "-A", "dagster_celery.app", "-b", broker, "--result-backend",
+         backend, "worker", "-Q", "dagster", "-P", "solo", "-n", f"{name}@%h", "-l", "INFO",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        log=log, env=env, cwd=folder)
+    return proc, log
+
+
+def wait_celery_ready(workers: list[tuple[subprocess.Popen, Path]], timeout: float = 60) -> None:
+    """Until every worker's log says it is ready."""
+    for proc, log in workers:
+        wait_for(lambda log=log: " ready." in tail(log, 200), f"celery worker ({log})", proc, log,
+                 timeout=timeout)
