@@ -269,6 +269,8 @@ def start_celery_worker(name: str, broker: str, backend: str, *, env: Mapping[st
     """One Celery worker of ``dagster_celery.app`` (solo pool: the task runs in the worker's
     own process, so its PID is the one that executes steps), in its own working folder."""
     folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "deploy" / "dagster_celery_config.py", folder)  # late acks (docs)
+    env = {**env, "PYTHONPATH": str(folder)}
     log = folder / "worker.log"
     proc = start_process(
         [str(BIN / "celery"), "-A", "dagster_celery.app", "-b", broker, "--result-backend",

@@ -114,3 +114,81 @@ def test_partition_run_on_celery_workers(tmp_path: Path, dagster_home: Path, red
                  f"sources/{KEY}.json"):
         assert fs.exists(s3_server.url("storage", part)), part
     instance.dispose()
+
+
+@pytest.mark.timeout(240)
+def test_killed_worker_step_runs_again(tmp_path: Path, dagster_home: Path, redis_server: str,
+                                       s3_server) -> None:
+    """SIGKILL the worker in the middle of a step: the step's task was not acknowledged
+    (late acks), so Redis hands it to the other worker after the visibility timeout; the run
+    succeeds, every check passes and every output is whole."""
+    import os
+    import signal
+
+    import dagster as dg
+
+    from .conftest import start_process
+
+    pytest.importorskip("dagster_celery", reason="dagster-celery is not installed (uv sync)")
+    t0 = time.monotonic()
+    upload_samples(s3_server, tmp_path / "local_sources")
+    env = s3_env(s3_server, redis_server, dagster_home, tmp_path)
+    env["BIOSIGIO_CELERY_VISIBILITY_TIMEOUT"] = "6"
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    instance.add_dynamic_partitions("recordings", [KEY])
+    names = {"w1": tmp_path / "worker1", "w2": tmp_path / "worker2"}
+    workers = {n: start_celery_worker(n, env["BIOSIGIO_CELERY_BROKER"],
+                                      env["BIOSIGIO_CELERY_BACKEND"], env=env, folder=f)
+               for n, f in names.items()}
+    launcher_log = tmp_path / "launcher.log"
+    launcher = None
+    victim = step = None
+    try:
+        wait_celery_ready(list(workers.values()))
+        (tmp_path / "launcher").mkdir()
+        launcher = start_process(
+            [str(BIN / "dagster"), "job", "execute", "-m", "biosigio_pipeline.definitions",
+             "-j", "convert_recording", "--tags", json.dumps({"dagster/partition": KEY})],
+            log=launcher_log, env=env, cwd=tmp_path / "launcher")
+        deadline = time.monotonic() + 120
+        while victim is None:  # the first step a worker starts: kill that worker at once
+            assert launcher.poll() is None, tail(launcher_log)
+            assert time.monotonic() < deadline, tail(launcher_log)
+            records = instance.get_run_records()
+            placed = step_workers(instance, records[0].dagster_run.run_id) if records else {}
+            if placed:
+                step, worker = next(iter(placed.items()))
+                victim = worker.split("@")[0]
+                os.kill(workers[victim][0].pid, signal.SIGKILL)
+            else:
+                time.sleep(0.05)
+        rc = launcher.wait(180)
+    finally:
+        if launcher is not None:
+            stop_process(launcher)
+        for proc, _ in workers.values():
+            stop_process(proc)
+    logs = "\n".join(tail(log) for _, log in workers.values())
+    assert rc == 0, f"{tail(launcher_log)}\n{logs}"
+    print(f"\nkilled {victim} in step {step}; run done after {time.monotonic() - t0:.1f} s")
+
+    (rec,) = instance.get_run_records()
+    run_id = rec.dagster_run.run_id
+    assert rec.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    # the killed step ran again, on the other worker
+    again = [e.dagster_event.event_specific_data.metadata["Celery worker"].value
+             for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+             if e.step_key == step and "Celery worker" in
+             (e.dagster_event.event_specific_data.metadata or {})]
+    assert len(again) == 2 and again[1].split("@")[0] != victim, again
+    checks = [e.dagster_event.event_specific_data for e in instance.all_logs(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    assert len(checks) == 4 and all(c.passed for c in checks), checks
+    # the killed attempt left no half-written output: what it wrote reads whole, and the
+    # other outputs are proven bit-exact by the checks (temporaries are dot-names beside them)
+    import fsspec
+
+    fs = fsspec.filesystem("s3", **s3_server.storage_options)
+    manifest = json.loads(fs.cat(s3_server.url("storage", "sources", f"{KEY}.json")))
+    assert manifest["key"] == KEY
+    instance.dispose()
