@@ -152,7 +152,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _cmd_backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from .backfill import backfill_stores
+    from .backfill import backfill_stores, submit_store_backfill
     from .definitions import build_defs
 
     params = _serving_params()
@@ -160,19 +160,28 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
     instance = dg.DagsterInstance.get()
     print(f"serving params {version} (from {settings.serving_params_origin()})")
+    defs = build_defs(serving_params=params)
+    if not args.dry_run and not args.in_process:
+        backfill_id, keys = submit_store_backfill(defs, instance, version)
+        if backfill_id is None:
+            print("0 stale store(s): nothing to backfill")
+            return 0
+        print(f"backfill {backfill_id} submitted: zarr_store of {len(keys)} partition(s)\n"
+              "the Dagster daemon (`dagster-daemon run`, or `uv run dg dev`) launches its runs "
+              "through the run queue; follow it under Backfills in the UI")
+        return 0
 
     def report(key: str, ok: bool) -> None:
         print(f"  {key}: {'rebuilt' if ok else 'FAILED'}", flush=True)
 
-    done = backfill_stores(build_defs(serving_params=params), instance, version,
-                           dry_run=args.dry_run, report=report)
+    done = backfill_stores(defs, instance, version, dry_run=args.dry_run, report=report)
     if args.dry_run:
         print(f"{len(done)} stale store(s): {sorted(done)}")
     else:
         print(f"{sum(done.values())}/{len(done)} store(s) rebuilt; archives untouched")
         if not all(done.values()):
             print("see the failed runs in the Dagster UI (`uv run dg dev`) and rerun "
-                  "`biosigio-pipeline backfill-stores` once fixed", file=sys.stderr)
+                  "`biosigio-pipeline backfill-stores --in-process` once fixed", file=sys.stderr)
     return 0 if all(done.values()) else 1
 
 
@@ -377,6 +386,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = add("backfill-stores", "rebuild only the serving stores made with other serving params")
     b.add_argument("--dry-run", action="store_true", help="list the stale stores only")
+    b.add_argument("--in-process", action="store_true",
+                   help="run them here, one run per store, instead of submitting a Dagster "
+                        "backfill for the daemon (no daemon needed)")
     b.set_defaults(fn=_cmd_backfill)
 
     i = add("info", "summarise a recording: channels, grids, duration, start time, events, "

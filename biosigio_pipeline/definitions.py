@@ -17,38 +17,58 @@ from .defs.checks import build_checks
 from .defs.jobs import build_jobs
 from .defs.resources import PipelineStorage, RecordingIOManager, SourceRoots
 from .defs.schedules import build_schedule
-from .defs.sensors import recordings_sensor
+from .defs.sensors import build_sensor
 
 if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
-__all__ = ["build_defs", "defs"]
+__all__ = ["build_defs", "build_executor", "defs"]
+
+
+def build_executor(name: str | None = None) -> dg.ExecutorDefinition:
+    """The executor named by ``name`` or ``$BIOSIGIO_EXECUTOR``: in-process by default (the
+    steps share the decoded Recording), ``multiprocess``, or ``celery`` (steps on Celery
+    workers; broker and backend are read from the environment when a run starts)."""
+    name = name or settings.executor_name()
+    if name == "multiprocess":
+        return dg.multiprocess_executor
+    if name == "celery":
+        from dagster_celery import celery_executor  # the optional extra `deploy`
+
+        return celery_executor.configured(
+            {"broker": {"env": "BIOSIGIO_CELERY_BROKER"},
+             "backend": {"env": "BIOSIGIO_CELERY_BACKEND"}}, name="celery")
+    return dg.in_process_executor
 
 
 def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] | None = None,
                serving_params: ServingParams | None = None,
                storage_options: Mapping[str, Any] | None = None,
                source_options: Mapping[str, Any] | None = None,
-               max_per_tick: int = 25) -> dg.Definitions:
+               max_per_tick: int = 25,
+               executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
     """Assemble the definitions; unset arguments come from :mod:`biosigio_pipeline.settings`."""
     params = serving_params if serving_params is not None else settings.load_serving_params()
     root = storage_root or settings.default_storage_root()
     roots = list(source_roots) if source_roots is not None else settings.default_source_roots()
-    so = dict(storage_options or {})
+    so = dict(storage_options if storage_options is not None
+              else settings.json_options("BIOSIGIO_STORAGE_OPTIONS"))
+    source_so = dict(source_options if source_options is not None
+                     else settings.json_options("BIOSIGIO_SOURCE_OPTIONS"))
     return dg.Definitions(
         assets=build_assets(params),
         asset_checks=build_checks(),
         jobs=build_jobs(),
-        sensors=[recordings_sensor],
+        sensors=[build_sensor(settings.sensor_interval(), settings.heavy_bytes())],
         schedules=[build_schedule(params.version())],
         resources={
             "storage": PipelineStorage(root=root, storage_options=so),
-            "sources": SourceRoots(roots=roots, storage_options=dict(source_options or {}),
+            "sources": SourceRoots(roots=roots, storage_options=source_so,
                                    max_per_tick=max_per_tick),
             "recording_io": RecordingIOManager(root=root, storage_options=so,
                                                source_options=dict(source_options or {})),
         },
-        executor=dg.in_process_executor,
+        executor=executor or build_executor(),
     )
 
 

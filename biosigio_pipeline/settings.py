@@ -10,7 +10,16 @@ a function pick up the environment of the process that loads them:
 - ``BIOSIGIO_VIEWER_URL``: where ``biosigio-pipeline view <storage root>`` serves (the
   store assets then link to their page in the Dagster UI);
 - ``BIOSIGIO_SERVING_PARAMS``: JSON text, or the path of a JSON file, with ServingParams
-  fields; else ``<home>/biosigio_serving.json`` when present; else the library defaults.
+  fields; else ``<home>/biosigio_serving.json`` when present; else the library defaults;
+- ``BIOSIGIO_STORAGE_OPTIONS`` / ``BIOSIGIO_SOURCE_OPTIONS``: JSON objects of fsspec options
+  for a URL storage root / URL source roots (e.g. an S3 endpoint; credentials are better left
+  to the usual ``AWS_*`` variables, which s3fs reads itself);
+- ``BIOSIGIO_SENSOR_INTERVAL``: seconds between sensor ticks (default 60);
+- ``BIOSIGIO_HEAVY_BYTES``: recordings at least this large run with the tag
+  ``biosigio/weight=heavy`` (others ``light``), which the run queue can limit (default 256 MiB);
+- ``BIOSIGIO_EXECUTOR``: ``in_process`` (default), ``multiprocess`` or ``celery``; the Celery
+  executor reads ``BIOSIGIO_CELERY_BROKER`` and ``BIOSIGIO_CELERY_BACKEND`` (default: the
+  broker) when a run starts (see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -24,16 +33,22 @@ if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 __all__ = [
+    "EXECUTORS",
     "PARAMS_FILE",
     "dagster_home",
     "default_source_roots",
     "default_storage_root",
+    "executor_name",
+    "heavy_bytes",
+    "json_options",
     "load_serving_params",
     "project_dir",
+    "sensor_interval",
     "viewer_url",
 ]
 
 PARAMS_FILE = "biosigio_serving.json"
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def project_dir() -> Path:
@@ -93,3 +108,32 @@ def serving_params_origin() -> str:
 def viewer_url() -> str | None:
     """``$BIOSIGIO_VIEWER_URL``: the base URL of a viewer serving the storage root, or None."""
     return os.environ.get("BIOSIGIO_VIEWER_URL", "").strip() or None
+
+
+def json_options(name: str) -> dict[str, Any]:
+    """The JSON object in environment variable ``name`` (fsspec options), or ``{}``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"${name} must be a JSON object, not {text[:60]!r}")
+    return value
+
+
+def sensor_interval() -> int:
+    """``$BIOSIGIO_SENSOR_INTERVAL``: the sensor's minimum seconds between ticks (60)."""
+    return max(1, int(os.environ.get("BIOSIGIO_SENSOR_INTERVAL") or 60))
+
+
+def heavy_bytes() -> int:
+    """``$BIOSIGIO_HEAVY_BYTES``: the size from which a conversion is tagged heavy (256 MiB)."""
+    return int(os.environ.get("BIOSIGIO_HEAVY_BYTES") or 256 * 2**20)
+
+
+def executor_name() -> str:
+    """``$BIOSIGIO_EXECUTOR``: one of :data:`EXECUTORS` (``in_process`` by default)."""
+    name = (os.environ.get("BIOSIGIO_EXECUTOR") or "in_process").strip().replace("-", "_")
+    if name not in EXECUTORS:
+        raise ValueError(f"$BIOSIGIO_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {name!r}")
+    return name

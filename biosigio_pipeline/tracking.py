@@ -6,6 +6,12 @@ fingerprint moved, so a tick stays short however large the roots are; the others
 next tick. A recording is *changed* only when its checksum differs (a touched file is not).
 Removed recordings are reported once and forgotten; their partitions and outputs are kept
 (nothing the pipeline wrote is deleted because a source went away).
+
+A recording that cannot be read (permission denied, an I/O error, gone between the listing and
+the checksum) is reported in ``TickPlan.unreadable`` and skipped; the tick goes on. The cursor
+marks it (``err``) so it is tried again on every later tick, after the other recordings (a
+fixed permission does not change size or mtime), and never starves them of the tick's budget.
+A root that cannot be listed is treated like a missing one.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class TickPlan:
     up_to_date: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     missing_roots: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (key or root, error)
     pending: int = 0  # recordings whose fingerprint moved but wait for a later tick
     cursor: dict[str, Any] = field(default_factory=dict)
 
@@ -57,9 +64,17 @@ def parse_cursor(text: str | None) -> tuple[dict[str, Any], str | None]:
     return cur, None
 
 
-def scan_roots(roots: Sequence[str], storage_options: Mapping[str, Any] | None = None
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def scan_roots(roots: Sequence[str], storage_options: Mapping[str, Any] | None = None,
+               unreadable: list[tuple[str, str]] | None = None
                ) -> tuple[list[SourceRecording], list[str]]:
-    """Recordings under all roots (first root wins on a shared key) and the roots not found."""
+    """Recordings under all roots (first root wins on a shared key) and the roots not found.
+
+    A root that cannot be listed (e.g. permission denied) is skipped; when ``unreadable`` is
+    given, ``(root, error)`` is appended to it."""
     seen: dict[str, SourceRecording] = {}
     missing = []
     for root in roots:
@@ -67,6 +82,11 @@ def scan_roots(roots: Sequence[str], storage_options: Mapping[str, Any] | None =
             found = list_sources(root, storage_options=storage_options)
         except FileNotFoundError:
             missing.append(root)
+            continue
+        except OSError as exc:
+            log.warning("source root %s cannot be listed (%s): skipped", root, _reason(exc))
+            if unreadable is not None:
+                unreadable.append((root, _reason(exc)))
             continue
         for s in found:
             first = seen.setdefault(s.key, s)
@@ -84,19 +104,29 @@ def plan_tick(roots: Sequence[str], cursor: Mapping[str, Any] | None, *,
     (so a fresh cursor does not rebuild what is up to date)."""
     cur = dict(cursor or {})
     seen: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (cur.get("seen") or {}).items()}
-    sources, missing = scan_roots(roots, storage_options)
-    plan = TickPlan(missing_roots=missing)
+    plan = TickPlan()
+    sources, plan.missing_roots = scan_roots(roots, storage_options, plan.unreadable)
+    missing = plan.missing_roots + [r for r, _ in plan.unreadable]
     present = {s.key for s in sources}
-    if not missing:  # a root that vanished (unmounted?) does not make its recordings removed
+    # a root that vanished (unmounted?) or cannot be listed does not make its recordings removed
+    if not missing:
         plan.removed = sorted(k for k in seen if k not in present)
         for k in plan.removed:
             seen.pop(k)
     moved = [s for s in sources if seen.get(s.key, {}).get("fp") != s.fingerprint]
+    moved_keys = {s.key for s in moved}
+    failed = [s for s in sources if "err" in seen.get(s.key, {}) and s.key not in moved_keys]
+    moved += failed  # unreadable last tick: tried again, after the others
     batch, plan.pending = moved[:max(1, max_per_tick)], max(0, len(moved) - max(1, max_per_tick))
     for src in batch:
-        src = replace(src, checksum=checksum(src, storage_options=storage_options))
         before = seen.get(src.key)
-        if before is None:
+        try:
+            src = replace(src, checksum=checksum(src, storage_options=storage_options))
+        except OSError as exc:  # permission denied, I/O error, removed since the listing
+            plan.unreadable.append((src.key, _reason(exc)))
+            seen[src.key] = {**(before or {}), "fp": src.fingerprint, "err": _reason(exc)}
+            continue
+        if before is None or "sum" not in before:
             if materialized_checksum(src.key) == src.checksum:
                 plan.up_to_date.append(src.key)
             else:

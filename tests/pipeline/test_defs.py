@@ -86,3 +86,26 @@ def test_bad_params_fail_loudly(monkeypatch, bad: str) -> None:
     monkeypatch.setenv("BIOSIGIO_SERVING_PARAMS", bad)
     with pytest.raises(ValueError, match="dtype"):
         build_defs()
+
+
+def test_deploy_settings_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    """Storage options, sensor interval, heavy threshold and executor come from BIOSIGIO_*."""
+    opts = {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}}
+    monkeypatch.setenv("BIOSIGIO_STORAGE_OPTIONS", json.dumps(opts))
+    monkeypatch.setenv("BIOSIGIO_SOURCE_OPTIONS", json.dumps({"anon": True}))
+    monkeypatch.setenv("BIOSIGIO_SENSOR_INTERVAL", "5")
+    monkeypatch.setenv("BIOSIGIO_EXECUTOR", "celery")
+    defs = build_defs(storage_root="s3://bucket/out", source_roots=["s3://bucket/src"])
+    assert defs.resources["storage"].storage_options == opts
+    assert defs.resources["recording_io"].storage_options == opts
+    assert defs.resources["sources"].storage_options == {"anon": True}
+    (sensor,) = defs.sensors
+    assert sensor.minimum_interval_seconds == 5
+    assert defs.resolve_job_def("convert_recording").executor_def.name == "celery"
+    monkeypatch.setenv("BIOSIGIO_EXECUTOR", "spark")
+    with pytest.raises(ValueError, match="BIOSIGIO_EXECUTOR"):
+        build_defs(storage_root=str(tmp_path))
+    monkeypatch.setenv("BIOSIGIO_EXECUTOR", "in_process")
+    monkeypatch.setenv("BIOSIGIO_STORAGE_OPTIONS", "[1]")
+    with pytest.raises(ValueError, match="JSON object"):
+        build_defs(storage_root=str(tmp_path))

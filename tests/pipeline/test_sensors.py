@@ -4,11 +4,17 @@ recordings an earlier run already converted are not requested again."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import dagster as dg
+import fsspec
+import fsspec.implementations.memory
+import pytest
 
 from biosigio_pipeline.defs.partitions import RECORDINGS_NAME
 from biosigio_pipeline.defs.resources import SourceRoots
@@ -18,7 +24,7 @@ ALL = ["bids_demo__sub-01_task-motor_eeg", "bids_demo__sub-01_task-rest_eeg",
        "bids_demo__sub-02_task-rest_eeg", "wfdb_demo__ecg01", "xdf_demo__session01_xdf"]
 
 
-def _tick(instance: dg.DagsterInstance, root: Path, cursor: str | None,
+def _tick(instance: dg.DagsterInstance, root: Path | str, cursor: str | None,
           max_per_tick: int = 25) -> dg.SensorResult:
     resources = {"sources": SourceRoots(roots=[str(root)], max_per_tick=max_per_tick)}
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
@@ -91,3 +97,89 @@ def test_unreadable_or_old_cursor_starts_over(instance: dg.DagsterInstance,
         res = _tick(instance, source_copy, bad)
         assert _keys(res) == ALL, bad
         assert json.loads(res.cursor)["seen"].keys() == set(ALL)
+
+
+# ------------------------------------------------- unreadable sources: reported, tick goes on
+class LockedMemoryFS(fsspec.implementations.memory.MemoryFileSystem):
+    """An in-memory filesystem whose files under a ``locked`` path refuse to open, as a file
+    without read permission does (root bypasses real permissions, so tests run as root cannot
+    chmod their way there)."""
+
+    protocol = "lockedmem"
+    store: ClassVar[dict] = {}
+    pseudo_dirs: ClassVar[list] = [""]
+    locked: ClassVar[set[str]] = set()
+    unlistable: ClassVar[bool] = False
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> str:
+        text = str(path).removeprefix("lockedmem://")
+        return super()._strip_protocol(text)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if any(part in self._strip_protocol(path) for part in self.locked):
+            raise PermissionError(13, "Permission denied", path)
+        return super()._open(path, mode, **kwargs)
+
+    def find(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        if self.unlistable:
+            raise PermissionError(13, "Permission denied", path)
+        return super().find(path, *args, **kwargs)
+
+
+@pytest.fixture
+def locked_root(sample_root: Path) -> Iterator[str]:
+    fsspec.register_implementation("lockedmem", LockedMemoryFS, clobber=True)
+    fs = LockedMemoryFS()
+    fs.put(str(sample_root), "/src", recursive=True)
+    try:
+        yield "lockedmem://src"
+    finally:
+        LockedMemoryFS.store.clear()
+        LockedMemoryFS.pseudo_dirs[:] = [""]
+        LockedMemoryFS.locked.clear()
+        LockedMemoryFS.unlistable = False
+
+
+def test_unreadable_file_is_reported_and_skipped(instance: dg.DagsterInstance, locked_root: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    xdf = "xdf_demo__session01_xdf"
+    LockedMemoryFS.locked.add("session01.xdf")
+    first = _tick(instance, locked_root, None)
+    assert _keys(first) == [k for k in ALL if k != xdf]  # the others run; the tick went on
+    assert xdf not in instance.get_dynamic_partitions(RECORDINGS_NAME)
+    assert f"WARNING - cannot read {xdf} (PermissionError" in capsys.readouterr().err
+    assert "err" in json.loads(first.cursor)["seen"][xdf]
+
+    still = _tick(instance, locked_root, first.cursor)
+    assert _keys(still) == []
+    assert f"cannot read {xdf}" in capsys.readouterr().err  # tried again, reported again
+
+    LockedMemoryFS.locked.clear()  # permission fixed: size and mtime did not change
+    fixed = _tick(instance, locked_root, still.cursor)
+    assert _keys(fixed) == [xdf]
+    assert fixed.run_requests[0].tags["biosigio/reason"] == "new"
+    assert "err" not in json.loads(fixed.cursor)["seen"][xdf]
+    assert xdf in instance.get_dynamic_partitions(RECORDINGS_NAME)
+
+
+def test_unreadable_files_do_not_starve_the_tick(instance: dg.DagsterInstance,
+                                                 locked_root: str) -> None:
+    """Unreadable recordings are retried after the others, so a bounded tick still moves on."""
+    LockedMemoryFS.locked.update({"sub-01_task-motor", "sub-01_task-rest"})
+    cursor, seen = None, []
+    for _ in range(4):
+        res = _tick(instance, locked_root, cursor, max_per_tick=2)
+        seen += _keys(res)
+        cursor = res.cursor
+    assert sorted(seen) == [k for k in ALL if "sub-01" not in k]
+
+
+def test_unlistable_root_removes_nothing(instance: dg.DagsterInstance, locked_root: str,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    first = _tick(instance, locked_root, None)
+    LockedMemoryFS.unlistable = True
+    with caplog.at_level(logging.WARNING):
+        res = _tick(instance, locked_root, first.cursor)
+    assert _keys(res) == [] and "PermissionError" in caplog.text
+    assert json.loads(res.cursor)["seen"].keys() == set(ALL)  # nothing counted as removed

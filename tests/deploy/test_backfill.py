@@ -1,0 +1,94 @@
+"""``biosigio-pipeline backfill-stores`` submits a real Dagster asset backfill: it is in the
+instance's backfill list (PostgreSQL), the live daemon launches its store-only runs through the
+queue, and afterwards exactly the stores are rebuilt with the new serving parameters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from .conftest import BIN, WORKSPACE, base_env, start_process, stop_process, tail
+
+pytestmark = [pytest.mark.deploy]
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+ASSETS = ("source_recording", "recording", "parquet_archive", "feather_archive", "zarr_store")
+
+
+def _counts(instance) -> dict[str, int]:
+    import dagster as dg
+
+    return {a: len(instance.fetch_materializations(dg.AssetKey(a), limit=1000).records)
+            for a in ASSETS}
+
+
+@pytest.mark.timeout(240)
+def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home: Path) -> None:
+    import dagster as dg
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    from biosigio_lib.samples import make_sample_dataset
+    from biosigio_pipeline.definitions import build_defs
+    from biosigio_pipeline.settings import load_serving_params
+    from biosigio_pipeline.status import stale_stores
+
+    t0 = time.monotonic()
+    sources, storage = tmp_path / "sources", tmp_path / "storage"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make_sample_dataset(sources, seconds_scale=0.1)
+    shutil.rmtree(sources / "bids_demo")  # two recordings are enough: WFDB and XDF
+    keys = ["wfdb_demo__ecg01", "xdf_demo__session01_xdf"]
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    instance.add_dynamic_partitions("recordings", keys)
+    params_a = load_serving_params({})
+    defs_a = build_defs(storage_root=str(storage), source_roots=[str(sources)],
+                        serving_params=params_a)
+    for key in keys:  # the first build, in process, with the default parameters
+        assert defs_a.resolve_job_def("convert_recording").execute_in_process(
+            partition_key=key, instance=instance, run_config=QUIET).success
+    before = _counts(instance)
+
+    new = {**params_a.to_dict(), "chunk_seconds": 2.0}
+    params_b = load_serving_params(new)
+    env = base_env(dagster_home, tmp_path, BIOSIGIO_SOURCE_ROOTS=str(sources),
+                   BIOSIGIO_STORAGE_ROOT=str(storage), BIOSIGIO_SERVING_PARAMS=json.dumps(new))
+    cli = subprocess.run([str(BIN / "biosigio-pipeline"), "backfill-stores"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    (backfill,) = instance.get_backfills()
+    assert f"backfill {backfill.backfill_id} submitted" in cli.stdout
+    assert backfill.asset_selection == [dg.AssetKey("zarr_store")]
+    assert _counts(instance) == before  # nothing ran yet: the daemon does it
+
+    t_submitted = time.monotonic() - t0
+    log = tmp_path / "daemon.log"
+    daemon = start_process([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+                           log=log, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            backfill = instance.get_backfill(backfill.backfill_id)
+            if backfill.status not in (BulkActionStatus.REQUESTED,):
+                break
+            assert daemon.poll() is None, tail(log)
+            assert time.monotonic() < deadline, f"backfill {backfill.status}\n{tail(log)}"
+            time.sleep(1)
+    finally:
+        stop_process(daemon)
+    print(f"\nbackfill submitted after {t_submitted:.1f} s, done after "
+          f"{time.monotonic() - t0:.1f} s")
+    assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, (backfill.status, tail(log))
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    assert sorted(r.tags.get("dagster/partition") for r in runs) == keys
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    after = _counts(instance)
+    assert after["zarr_store"] == before["zarr_store"] + len(keys)
+    assert {a: after[a] for a in ASSETS[:-1]} == {a: before[a] for a in ASSETS[:-1]}
+    assert stale_stores(instance, params_b.version(), keys) == []
+    instance.dispose()
