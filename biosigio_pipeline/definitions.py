@@ -66,7 +66,7 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
             "sources": SourceRoots(roots=roots, storage_options=source_so,
                                    max_per_tick=max_per_tick),
             "recording_io": RecordingIOManager(root=root, storage_options=so,
-                                               source_options=dict(source_options or {})),
+                                               source_options=source_so),
         },
         executor=executor or build_executor(),
     )
