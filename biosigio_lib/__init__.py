@@ -5,6 +5,9 @@ No Dagster in here: the pipeline package builds on this library.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from . import errors
 from .calibration import Calibration
 from .channels import modality_for
@@ -32,7 +35,8 @@ from .recording import Grid, Recording, make_unique_labels
 __version__ = "0.1.0"
 
 
-def from_file(path, importer=None, group=None, **kwargs):  # type: ignore[no-untyped-def]
+def from_file(path: str | os.PathLike[str], importer: str | None = None,
+              group: str | None = None, **kwargs: Any) -> Recording:
     """Module-level alias of :meth:`Recording.from_file`."""
     return Recording.from_file(path, importer=importer, group=group, **kwargs)
 

@@ -37,7 +37,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .exporters.edf import EdfExportReport
-    from .recording import Recording
+    from .recording import Grid, Recording
 
 __all__ = ["BIOSIGIO_MODALITIES", "BiosigioCompatMixin"]
 
@@ -70,12 +70,35 @@ class BiosigioCompatMixin:
         if isinstance(prop, property) and prop.fset is None:
             cls.signals = prop.setter(BiosigioCompatMixin._set_signals)  # type: ignore[attr-defined]
 
+    if TYPE_CHECKING:  # what the mixin uses of Recording, the one class it is mixed into
+        metadata: dict[str, Any]
+        channels: dict[str, dict[str, Any]]
+        _grids: dict[str, Grid]
+        _grid_of: dict[str, str]
+
+        @property
+        def rates(self) -> list[float]: ...
+        @property
+        def duration(self) -> float: ...
+        @property
+        def events(self) -> pd.DataFrame: ...
+        def add_channel(self, *args: Any, **kwargs: Any) -> None: ...
+        def select(self, *args: Any, **kwargs: Any) -> Recording: ...
+
+    def _recording(self) -> Recording:
+        """``self``, typed as the Recording it is."""
+        from .recording import Recording
+
+        if not isinstance(self, Recording):
+            raise TypeError(f"{type(self).__name__} is not a Recording")
+        return self
+
     # ------------------------------------------------------------------ accessors
-    def get_n_channels(self: Recording) -> int:
+    def get_n_channels(self) -> int:
         """Number of channels (all grids)."""
         return len(self.channels)
 
-    def get_n_samples(self: Recording) -> int:
+    def get_n_samples(self) -> int:
         """Samples per channel; 0 without channels. Several grids: MixedSamplingRateError."""
         grids = list(self._grids.values())
         if not grids:
@@ -87,7 +110,7 @@ class BiosigioCompatMixin:
                 "rec.grid(rate).n_samples for one grid or iterate rec.grids")
         return grids[0].n_samples
 
-    def get_sampling_frequency(self: Recording) -> float:
+    def get_sampling_frequency(self) -> float:
         """The one sampling rate (Hz). No channels: EmptyRecordingError; several rates:
         MixedSamplingRateError naming them (both are ``ValueError``, as in biosigio)."""
         if not self.channels:
@@ -101,7 +124,7 @@ class BiosigioCompatMixin:
                 "channels[label]['sample_frequency'] per channel, or rec.rates")
         return float(rates[0])
 
-    def get_duration(self: Recording) -> float:
+    def get_duration(self) -> float:
         """Duration in seconds: ``n_samples x (1 / rate)`` as biosigio computes it (0.0 below
         two samples); several grids: the end of the longest one, ``max(t0 + n / rate)``."""
         grids = list(self._grids.values())
@@ -113,39 +136,39 @@ class BiosigioCompatMixin:
         return float(self.duration)
 
     # ------------------------------------------------------------------ metadata
-    def set_metadata(self: Recording, key: str, value: Any) -> None:
+    def set_metadata(self, key: str, value: Any) -> None:
         """``metadata[key] = value``."""
         self.metadata[key] = value
 
-    def get_metadata(self: Recording, key: str) -> Any:
+    def get_metadata(self, key: str) -> Any:
         """``metadata.get(key)`` (None when absent)."""
         return self.metadata.get(key)
 
-    def has_metadata(self: Recording, key: str) -> bool:
+    def has_metadata(self, key: str) -> bool:
         """True when ``key`` is in the metadata."""
         return key in self.metadata
 
     # ------------------------------------------------------------------ channels
-    def get_channel_types(self: Recording) -> list[str]:
+    def get_channel_types(self) -> list[str]:
         """The distinct channel types, in first-channel order (biosigio: set order)."""
         return list(dict.fromkeys(info["channel_type"] for info in self.channels.values()))
 
-    def get_channels_by_type(self: Recording, channel_type: str) -> list[str]:
+    def get_channels_by_type(self, channel_type: str) -> list[str]:
         """Labels of the channels of one type (case-insensitive)."""
         want = normalise_type(channel_type)
         return [lab for lab, info in self.channels.items() if info["channel_type"] == want]
 
-    def get_modalities(self: Recording) -> list[str]:
+    def get_modalities(self) -> list[str]:
         """The distinct modalities, in first-channel order (our vocabulary: see migrating.md)."""
         return list(dict.fromkeys(info["modality"] for info in self.channels.values()
                                   if info.get("modality")))
 
-    def get_channels_by_modality(self: Recording, modality: str) -> list[str]:
+    def get_channels_by_modality(self, modality: str) -> list[str]:
         """Labels of the channels of one modality; an unknown modality is an error."""
         m = _check_modality(modality)
         return [lab for lab, info in self.channels.items() if info.get("modality") == m]
 
-    def set_channel(self: Recording, label: str, *, channel_type: str | None = None,
+    def set_channel(self, label: str, *, channel_type: str | None = None,
                     modality: str | None = None, physical_dimension: str | None = None,
                     prefilter: str | None = None) -> None:
         """Update an existing channel's type, modality, unit or prefilter (never samples).
@@ -166,7 +189,7 @@ class BiosigioCompatMixin:
         if prefilter is not None:
             info["prefilter"] = str(prefilter)
 
-    def select_channels(self: Recording, channels: str | Iterable[str] | None = None,
+    def select_channels(self, channels: str | Iterable[str] | None = None,
                         channel_type: str | None = None, inplace: bool = False, *,
                         modality: str | None = None) -> Recording:
         """biosigio's channel selection: by names, type and/or modality; same errors.
@@ -213,10 +236,10 @@ class BiosigioCompatMixin:
         if not inplace:
             return out
         self.__dict__.update(out.__dict__)
-        return self
+        return self._recording()
 
     # ------------------------------------------------------------------ signals setter
-    def _set_signals(self: Recording, frame: pd.DataFrame | None) -> None:
+    def _set_signals(self, frame: pd.DataFrame | None) -> None:
         """``rec.signals = frame``: replace all channels by the frame's columns.
 
         A column named like an existing channel keeps that channel's unit, type, prefilter
@@ -268,7 +291,7 @@ class BiosigioCompatMixin:
                 self.channels[label]["modality"] = info["modality"]
 
     # ------------------------------------------------------------------ resampling
-    def resample(self: Recording, target_rate: float) -> Recording:
+    def resample(self, target_rate: float) -> Recording:
         """A new, anti-aliased down-sampled copy (``scipy.signal.resample_poly``), as biosigio.
 
         Factors ``up/down`` are the reduced ratio of the rates (biosigio: of the rounded
@@ -328,7 +351,7 @@ class BiosigioCompatMixin:
         return out
 
     # ------------------------------------------------------------------ EDF / BDF export
-    def to_edf(self: Recording, filepath: str | os.PathLike[str], method: str = "both",
+    def to_edf(self, filepath: str | os.PathLike[str], method: str = "both",
                fft_noise_range: tuple[float, float] | None = None, svd_rank: int | None = None,
                precision_threshold: float = 0.01, format: str = "auto",
                bypass_analysis: bool | None = None, verify: bool = False,
@@ -349,13 +372,13 @@ class BiosigioCompatMixin:
         """
         from .exporters.edf import export_compat
 
-        return export_compat(self, filepath, format=format, verify=verify,
+        return export_compat(self._recording(), filepath, format=format, verify=verify,
                              verify_tolerance=verify_tolerance,
                              verify_channel_map=verify_channel_map, verify_plot=verify_plot,
                              events_df=events_df, create_channels_tsv=create_channels_tsv,
                              clip_outliers=clip_outliers, **kwargs)
 
-    def to_bdf(self: Recording, filepath: str | os.PathLike[str],
+    def to_bdf(self, filepath: str | os.PathLike[str],
                **kwargs: Any) -> EdfExportReport:
         """Write BDF+ (24-bit): :meth:`to_edf` with ``format='bdf'``."""
         kwargs.setdefault("format", "bdf")

@@ -83,10 +83,6 @@ def encode(obj: Any) -> Any:
         return _encode_str(obj)
     if obj is None or isinstance(obj, bool):
         return obj
-    if isinstance(obj, int) and not isinstance(obj, np.integer):
-        return obj
-    if isinstance(obj, float) and not isinstance(obj, np.floating):
-        return obj if math.isfinite(obj) else _env("float", repr(obj))
     if isinstance(obj, np.generic):
         if isinstance(obj, np.datetime64):
             return _env("numpy", str(obj), dtype=obj.dtype.str)
@@ -103,6 +99,10 @@ def encode(obj: Any) -> Any:
             item = str(obj)
         if not isinstance(item, np.generic):
             return _env("numpy", item, dtype=obj.dtype.str)
+    if isinstance(obj, int):  # numpy scalars (np.float64 is a float) were handled above
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else _env("float", repr(obj))
     if isinstance(obj, np.ndarray):
         return _env("ndarray", [encode(v) for v in obj.ravel().tolist()],
                     dtype=obj.dtype.str, shape=list(obj.shape))
@@ -116,8 +116,11 @@ def encode(obj: Any) -> Any:
         return _env("date", obj.isoformat())
     if isinstance(obj, dt.time):
         return _env("time", obj.isoformat(), **({"fold": 1} if obj.fold else {}))
-    if isinstance(obj, dt.timedelta) and getattr(obj, "nanoseconds", 0):  # pandas Timedelta
-        return _env("pd_timedelta", int(obj.value))
+    if isinstance(obj, dt.timedelta) and getattr(obj, "nanoseconds", 0) != 0:  # pd.Timedelta
+        import pandas as pd
+
+        if isinstance(obj, pd.Timedelta):
+            return _env("pd_timedelta", int(obj.value))
     if isinstance(obj, dt.timedelta):
         return _env("timedelta", [obj.days, obj.seconds, obj.microseconds])
     if isinstance(obj, bytes | bytearray | memoryview):
@@ -152,7 +155,8 @@ def encode(obj: Any) -> Any:
 
 
 def _decode_env(d: dict[str, Any]) -> Any:
-    kind, value = d[TYPE_KEY], d.get("value")
+    kind = d[TYPE_KEY]
+    value: Any = d.get("value")
     if kind == "datetime":
         return _with_zone(dt.datetime.fromisoformat(value), d)
     if kind in ("nat", "timestamp", "pd_timedelta"):

@@ -25,7 +25,7 @@ def torch_dataset(ds: Any, iterable: bool = True,
         return transform(w) if transform is not None else torch.from_numpy(w.data)
 
     if iterable:
-        class TorchWindowIterable(IterableDataset):  # type: ignore[misc, type-arg]
+        class TorchWindowIterable(IterableDataset):  # type: ignore[misc, type-arg, unused-ignore]
             """Windows of a WindowDataset; each DataLoader worker yields its share."""
 
             def __init__(self) -> None:
@@ -39,7 +39,7 @@ def torch_dataset(ds: Any, iterable: bool = True,
 
         return TorchWindowIterable()
 
-    class TorchWindowDataset(Dataset):  # type: ignore[misc, type-arg]
+    class TorchWindowDataset(Dataset):  # type: ignore[misc, type-arg, unused-ignore]
         """Map-style: ``ds[i]`` is window ``i`` (a sampler picks the order)."""
 
         def __init__(self) -> None:

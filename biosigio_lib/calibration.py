@@ -85,7 +85,7 @@ class Calibration:
         """Physical float64 values of a 1-D or ``(n_channels, n)`` integer array."""
         if digital.ndim == 1:
             return to_physical(digital[None, :], [self],
-                               out=None if out is None else out[None, :])[0]
+                               out=None if out is None else out[None, :])[0, :]
         return to_physical(digital, [self] * digital.shape[0], out=out)
 
 

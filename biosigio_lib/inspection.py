@@ -17,12 +17,17 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from .recording import Recording
+
+if TYPE_CHECKING:
+    import zarr
+
+_N = TypeVar("_N", bound="zarr.Group | zarr.Array[Any]")
 
 __all__ = ["LOCATION_KEYS", "Difference", "compare", "compare_files", "describe",
            "describe_recording", "jsonable", "load", "location_channel_keys"]
@@ -194,22 +199,25 @@ def _describe_store(url: str, storage_options: Mapping[str, Any] | None,
     kw: dict[str, Any] = {"storage_options": dict(storage_options)} if storage_options else {}
     names = list_groups(url, **kw)  # validates the store (format, version)
     root = zarr.open_group(url, mode="r", **kw)
-    attrs = root.attrs.asdict()
+    attrs: dict[str, Any] = root.attrs.asdict()
     blob = attrs.get("recording_metadata")
     md = _jsonsafe.loads(blob) if isinstance(blob, str) else _jsonsafe.decode(blob or {})
-    groups, channels = [], []
+    groups: list[dict[str, Any]] = []
+    channels: list[dict[str, Any]] = []
     for gname in names:
-        grp = root[gname]
-        ga = grp.attrs.asdict()
-        a0 = grp["0"]
+        grp = _node(root, gname, zarr.Group)
+        ga: dict[str, Any] = grp.attrs.asdict()
+        a0 = _node(grp, "0", zarr.Array)
         rate, t0 = float(ga["rate"]), float(ga.get("t0", 0.0))
         n = int(a0.shape[-1])
-        levels = [{"level": 0, "path": f"{gname}/0", "shape": list(a0.shape),
+        levels: list[dict[str, Any]] = [{"level": 0, "path": f"{gname}/0", "shape": list(a0.shape),
                    "dtype": str(a0.dtype), "rate": rate}]
         factor = int(ga.get("view_downsample", 4))
-        view = grp.get("view") if "view" in set(grp.group_keys()) else None
+        view = _node(grp, "view", zarr.Group) if "view" in set(grp.group_keys()) else None
         for lev in range(1, int(ga.get("n_view_levels", 0)) + 1):
             arr = view.get(str(lev)) if view is not None else None
+            if not isinstance(arr, zarr.Array):
+                arr = None
             levels.append({"level": lev, "path": f"{gname}/view/{lev}",
                            "shape": None if arr is None else list(arr.shape),
                            "dtype": None if arr is None else str(arr.dtype),
@@ -247,6 +255,14 @@ def _describe_store(url: str, storage_options: Mapping[str, Any] | None,
                   ("format", "format_version", "writer", "dtype", "serving_version",
                    "source_file", "source_checksum", "created_utc")},
     }
+
+
+def _node(parent: zarr.Group, name: str, kind: type[_N]) -> _N:
+    """``parent[name]``, which must be a ``kind`` (a group or an array)."""
+    node = parent[name]
+    if not isinstance(node, kind):
+        raise ValueError(f"{parent.path}/{name}: not a zarr {kind.__name__.lower()}")
+    return node
 
 
 # ----------------------------------------------------------------------------- compare

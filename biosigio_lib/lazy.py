@@ -42,7 +42,7 @@ class LazySamples(ABC):
 
     def __init__(self, n_channels: int, n_samples: int, dtype: Any):
         self.shape = (int(n_channels), int(n_samples))
-        self.dtype = np.dtype(dtype)
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
 
     @property
     def nbytes(self) -> int:

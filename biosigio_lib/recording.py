@@ -89,21 +89,27 @@ def _check_rate(fs: float, label: str) -> float:
     return rate
 
 
+def _check_label(lab: object) -> None:
+    """Refuse a label that is not a non-empty string (callers need not be type-checked)."""
+    if not isinstance(lab, str) or lab == "":
+        raise InvalidChannelError(f"channel label must be a non-empty string, got {lab!r}")
+
+
 class _Block:
     """Rows of one dtype in a grid, in a buffer that grows geometrically (amortised appends)."""
 
     __slots__ = ("buf", "labels", "n")
 
-    def __init__(self, buf: np.ndarray, n: int, labels: list[str]):
+    def __init__(self, buf: np.ndarray | LazySamples, n: int, labels: list[str]):
         self.buf, self.n, self.labels = buf, n, labels
 
     @property
-    def array(self) -> np.ndarray:
+    def array(self) -> np.ndarray | LazySamples:
         if isinstance(self.buf, LazySamples):
-            return self.buf  # type: ignore[return-value]
+            return self.buf
         return self.buf[: self.n]
 
-    def append(self, rows: np.ndarray, labels: Sequence[str]) -> None:
+    def append(self, rows: np.ndarray | LazySamples, labels: Sequence[str]) -> None:
         if isinstance(self.buf, LazySamples):
             raise InvalidChannelError("channels cannot be appended to a file-backed block")
         need = self.n + rows.shape[0]
@@ -221,7 +227,8 @@ class Grid:
             else:
                 yield labels, to_physical(arr, cals)
 
-    def stored_blocks(self) -> Iterator[tuple[list[str], np.ndarray, list[Calibration] | None]]:
+    def stored_blocks(
+            self) -> Iterator[tuple[list[str], np.ndarray | LazySamples, list[Calibration] | None]]:
         """Yield ``(labels, 2-D stored array, calibrations or None)`` per block, no copies.
 
         A file-backed block is yielded as its :class:`~biosigio_lib.lazy.LazySamples`: slice
@@ -242,7 +249,7 @@ class Grid:
                  for labs, a in self.blocks()]
         return pd.concat(parts, axis=1)[list(self.labels)]
 
-    def _add(self, labels: Sequence[str], rows: np.ndarray, adopt: bool,
+    def _add(self, labels: Sequence[str], rows: np.ndarray | LazySamples, adopt: bool,
              cals: Sequence[Calibration] | None = None) -> None:
         lazy = isinstance(rows, LazySamples)
         key = (rows.dtype, cals is not None, id(rows) if lazy else 0)
@@ -352,8 +359,7 @@ class Recording(BiosigioCompatMixin):
                     f"channels {labels[:3]}: calibrated channels store integers (digital "
                     f"values), got dtype {arr.dtype}")
         for lab in labels:
-            if not isinstance(lab, str) or lab == "":
-                raise InvalidChannelError(f"channel label must be a non-empty string, got {lab!r}")
+            _check_label(lab)
         dupes = [lab for lab in labels if lab in self.channels]
         if dupes or len(set(labels)) != n:
             dupes = dupes or [lab for lab in labels if labels.count(lab) > 1]
@@ -375,9 +381,11 @@ class Recording(BiosigioCompatMixin):
                 f"{g.rate!r} Hz from t0={g.t0!r}, these have {arr.shape[1]} at {rate!r} Hz "
                 f"from t0={t0!r}; pass grid='<name>' to put them on a grid of their own"
             )
-        units_l = [units] * n if isinstance(units, str) else list(units)
+        # callers outside the type checker pass None for "no unit/prefilter": kept as ""
+        units_l: list[str | None] = [units] * n if isinstance(units, str) else list(units)
         types_l = [types] * n if isinstance(types, str) else list(types)
-        pre_l = [prefilters] * n if isinstance(prefilters, str) else list(prefilters)
+        pre_l: list[str | None] = (
+            [prefilters] * n if isinstance(prefilters, str) else list(prefilters))
         infos_l = list(infos) if infos is not None else [{}] * n
         if not (len(units_l) == len(types_l) == len(pre_l) == len(infos_l) == n):
             raise InvalidChannelError("units/types/prefilters/infos must have one entry a channel")

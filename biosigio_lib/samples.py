@@ -25,6 +25,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import MissingDependencyError
 
@@ -78,7 +79,8 @@ def _beat_samples(sig: np.ndarray, fs: float) -> np.ndarray:
     thr = 0.5 * sig.max()
     peak = (sig[1:-1] > sig[:-2]) & (sig[1:-1] >= sig[2:]) & (sig[1:-1] > thr)
     idx = np.flatnonzero(peak) + 1
-    keep = np.concatenate([[True], np.diff(idx) > 0.2 * fs]) if idx.size else idx.astype(bool)
+    keep: npt.NDArray[np.bool_] = (np.concatenate([[True], np.diff(idx) > 0.2 * fs])
+                                   if idx.size else idx.astype(bool))
     return idx[keep]
 
 

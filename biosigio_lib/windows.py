@@ -92,7 +92,8 @@ def _coverage(onset: np.ndarray, dur: np.ndarray, t: np.ndarray) -> np.ndarray:
     pts, slope = pts[order], np.cumsum(slope[order])
     vals = np.concatenate([[0.0], np.cumsum(slope[:-1] * np.diff(pts))])
     out = np.interp(t, pts, vals)
-    return np.where(t >= pts[-1], vals[-1], out)
+    result: np.ndarray = np.where(t >= pts[-1], vals[-1], out)
+    return result
 
 
 def window_targets(events: Any, starts: np.ndarray, stops: np.ndarray, *,
@@ -156,7 +157,7 @@ def _typed(out: np.ndarray, mapping: Mapping[Any, Any] | None, default: Any) -> 
 # ---------------------------------------------------------------- sources
 
 def _is_store(loc: Any) -> bool:
-    return loc.fs.isdir(loc.path) and loc.fs.exists(loc.child("zarr.json").path)
+    return bool(loc.fs.isdir(loc.path) and loc.fs.exists(loc.child("zarr.json").path))
 
 
 def _modality_of_group(name: str, attrs: Mapping[str, Any]) -> set[str]:

@@ -67,12 +67,14 @@ def run_demo(*, scale: float = 1.0, fresh: bool = False, out: TextIO | None = No
     instance = dg.DagsterInstance.get()
 
     _say(out, "3/4 scanning the sources (the recordings_sensor, one tick)")
-    resources = {"sources": defs.resources["sources"]}
+    resources = {"sources": (defs.resources or {})["sources"]}
     with dg.build_sensor_context(instance=instance, resources=resources,
                                  definitions=defs) as ctx:
         result = recordings_sensor(ctx)
-    for req in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(RECORDINGS_NAME, list(req.partition_keys or []))
+    if not isinstance(result, dg.SensorResult):
+        raise TypeError(f"recordings_sensor returned {type(result).__name__}, not a SensorResult")
+    for preq in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(RECORDINGS_NAME, list(preq.partition_keys or []))
     runs = list(result.run_requests or [])
     keys = instance.get_dynamic_partitions(RECORDINGS_NAME)
     _say(out, f"    {len(keys)} partitions registered; {len(runs)} to convert"
@@ -86,7 +88,7 @@ def run_demo(*, scale: float = 1.0, fresh: bool = False, out: TextIO | None = No
         res = job.execute_in_process(partition_key=req.partition_key, instance=instance,
                                      tags=dict(req.tags), run_config=_QUIET,
                                      raise_on_error=False)
-        checks = [e.event_specific_data for e in res.all_events
+        checks = [e.asset_check_evaluation_data for e in res.all_events
                   if e.event_type_value == "ASSET_CHECK_EVALUATION"]
         ok_checks = sum(bool(c.passed) for c in checks)
         errors = [c for c in checks if not c.passed and c.severity != dg.AssetCheckSeverity.WARN]

@@ -85,6 +85,8 @@ class _Source:
         self._meta: Any = None
         self.schema: Any = None
         self.mappable = False
+        #: rows per chunk; None for Arrow batches until needed (see chunk_sizes)
+        self.sizes: list[int] | None
         try:
             handle = self.open()
             if kind == "parquet":
@@ -94,7 +96,7 @@ class _Source:
                               for i in range(self._meta.num_row_groups)]
             else:
                 self.schema = handle.schema
-                self.sizes = [] if handle.num_record_batches == 0 else None  # type: ignore[assignment]
+                self.sizes = [] if handle.num_record_batches == 0 else None
                 self._n_batches = handle.num_record_batches
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise _arrow_error(exc, loc.url) from exc
@@ -142,9 +144,13 @@ class _Source:
 
     def read_chunk(self, handle: Any, i: int, columns: list[str]) -> pa.Table | pa.RecordBatch:
         try:
+            # handle is the untyped reader of open(): a ParquetFile or an Arrow file reader
             if self.kind == "parquet":
-                return handle.read_row_group(i, columns=columns, use_threads=_WORKERS == 1)
-            return handle.get_batch(i).select(columns)
+                table: pa.Table = handle.read_row_group(i, columns=columns,
+                                                        use_threads=_WORKERS == 1)
+                return table
+            batch: pa.RecordBatch = handle.get_batch(i).select(columns)
+            return batch
         except (OSError, ValueError) as exc:
             raise _arrow_error(exc, self.loc.url) from exc
 
@@ -237,10 +243,11 @@ def _runs(labels: list[str], dtypes: dict[str, np.dtype[Any]],
 def _numpy_dtype(src: _Source, label: str) -> np.dtype[Any]:
     typ = src.schema.field(label).type
     try:
-        return np.dtype(typ.to_pandas_dtype())
+        dtype: np.dtype[Any] = np.dtype(typ.to_pandas_dtype())
     except (NotImplementedError, TypeError) as exc:
         raise ArchiveFormatError(f"column {label!r} has the non-numeric type {typ}",
                                  path=src.loc.url) from exc
+    return dtype
 
 
 def _read_rows(plan: _GridPlan, labels: list[str], i0: int, i1: int,

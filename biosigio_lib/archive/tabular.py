@@ -188,7 +188,9 @@ def _write_parquet_table(table: _GridTable, loc: Location, chunk_rows: int,
                 writer.write_batch(batch.replace_schema_metadata(None) if own_meta else batch,
                                    row_group_size=chunk_rows)
             if own_meta:
-                writer.add_key_value_metadata(dict(table.schema.metadata or {}))
+                # pyarrow-stubs want str keys/values; pyarrow takes the schema's bytes as they are
+                writer.add_key_value_metadata(
+                    dict(table.schema.metadata or {}))  # type: ignore[arg-type]
 
     if loc.is_local:
         dump(loc.path)

@@ -395,7 +395,7 @@ def _rebased(onset: float, offset: Decimal) -> Decimal:
     return exact
 
 
-def _event_tals(events: pd.DataFrame, offset: Decimal, shift: float) -> list[bytes]:
+def _event_tals(events: pd.DataFrame | None, offset: Decimal, shift: float) -> list[bytes]:
     """One TAL per event (onset relative to the header start)."""
     if events is None or events.empty:
         return []
@@ -527,7 +527,7 @@ def write_edf(rec: Recording, path: str | os.PathLike[str], *, bdf: bool = False
     header_start, offset = _start(rec, shift, notes)
 
     gaps = rec.metadata.get("edf_gaps")
-    onsets_meta = rec.metadata.get("edf_record_onsets")
+    onsets_meta: Any = rec.metadata.get("edf_record_onsets")
     discontinuous = bool(gaps) and onsets_meta is not None
     if discontinuous:
         if len(onsets_meta) != n_records or float(d) != rec.metadata.get("edf_record_duration"):

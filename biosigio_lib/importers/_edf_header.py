@@ -466,7 +466,8 @@ def start_datetime(h: EdfHeader) -> dt.datetime | None:
         if isinstance(plus, dt.date) and plus.year % 100 == yy:
             year = plus.year
     try:
-        return dt.datetime(year, month, day, *(int(x) for x in t.groups()))
+        hour, minute, second = (int(x) for x in t.groups())
+        return dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         warnings.warn(f"{h.path}: start date/time {h.startdate!r} {h.starttime!r} is not a "
                       "valid date; start_time left unset", stacklevel=3)

@@ -7,18 +7,26 @@ Scaling follows EDFlib (hence pyedflib) operation for operation so values are bi
 
 from __future__ import annotations
 
-from typing import IO
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import TruncatedFileError
 from ._edf_header import EdfHeader
 
-__all__ = ["digital_group", "digital_samples", "raw_channel", "read_records", "scale_group",
-           "scaling"]
+__all__ = ["BinaryReader", "digital_group", "digital_samples", "raw_channel", "read_records",
+           "scale_group", "scaling"]
 
 
-def read_records(fh: IO[bytes] | None, local_path: str | None, h: EdfHeader, first: int,
+class BinaryReader(Protocol):
+    """What is read from: a binary file (fsspec's, or a ``gzip.GzipFile`` over one)."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def read_records(fh: BinaryReader | None, local_path: str | None, h: EdfHeader, first: int,
                  count: int) -> np.ndarray:
     """Bytes of ``count`` records from ``first`` as a ``(count, record_bytes)`` uint8 array.
 
@@ -35,10 +43,10 @@ def read_records(fh: IO[bytes] | None, local_path: str | None, h: EdfHeader, fir
     else:
         fh.seek(start)
         buf = np.empty(nbytes, dtype=np.uint8)
-        view = memoryview(buf)
+        view = buf.data  # a writable memoryview of buf
         got = 0
         while got < nbytes:
-            n = fh.readinto(view[got:])  # type: ignore[attr-defined]
+            n = fh.readinto(view[got:])
             if not n:
                 break
             got += n

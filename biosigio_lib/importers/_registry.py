@@ -11,7 +11,7 @@ import importlib.util
 import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._fs import Location, resolve
@@ -133,9 +133,11 @@ def guess_importer(where: str | os.PathLike[str] | Location, **storage: Any) -> 
     head = b"" if is_dir else _head(loc)
     name = loc.path.rstrip("/").rsplit("/", 1)[-1]
     candidates = [imp for imp in _REGISTRY.values() if imp.opens_directories or not is_dir]
-    for test in (lambda i: i.can_open(loc, head),
-                 lambda i: bool(head) and i.match_magic(head),
-                 lambda i: i.match_suffix(name)):
+    tests: tuple[Callable[[Importer], bool], ...] = (
+        lambda i: i.can_open(loc, head),
+        lambda i: bool(head) and i.match_magic(head),
+        lambda i: i.match_suffix(name))
+    for test in tests:
         found = [imp for imp in candidates if test(imp)]
         if found:
             return found[0]

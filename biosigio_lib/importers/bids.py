@@ -87,7 +87,7 @@ def _apply_channels(rec: Recording, table: pd.DataFrame, path: str, notes: list[
         row.pop("name")
         if label not in rec.channels:
             continue
-        info: dict[str, Any] = {k: typed(v) for k, v in row.items()}
+        info: dict[str, Any] = {str(k): typed(v) for k, v in row.items()}  # TSV headers
         ctype = info.pop("type", None)
         if ctype:
             info["channel_type"] = str(ctype)

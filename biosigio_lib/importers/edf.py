@@ -29,7 +29,7 @@ import math
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from ._edf_header import (
 )
 from ._edf_lazy import EdfSamples, annotation_blocks
 from ._edf_records import (
+    BinaryReader,
     digital_group,
     digital_samples,
     read_records,
@@ -91,10 +92,10 @@ class _Source:
         self.loc = loc
         self._stack = contextlib.ExitStack()
         try:
-            raw: IO[bytes] = self._stack.enter_context(loc.fs.open(loc.path, "rb"))
+            raw: BinaryReader = self._stack.enter_context(loc.fs.open(loc.path, "rb"))
             self.compressed = raw.read(2) == b"\x1f\x8b"  # gzip by content, not by name
             raw.seek(0)
-            self.fh: IO[bytes] = (self._stack.enter_context(gzip.GzipFile(fileobj=raw))
+            self.fh: BinaryReader = (self._stack.enter_context(gzip.GzipFile(fileobj=raw))
                                   if self.compressed else raw)
             head = self._read(256)
             if not head:

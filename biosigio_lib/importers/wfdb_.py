@@ -234,7 +234,7 @@ def _metadata(loc: Location, header: Any, annotators: list[str],
     return meta
 
 
-def _channel_infos(wrec: Any, renamed: dict[str, str], labels: list[str]) -> list[dict]:
+def _channel_infos(wrec: Any, renamed: dict[str, str], labels: list[str]) -> list[dict[str, Any]]:
     infos: list[dict[str, Any]] = []
     for i, label in enumerate(labels):
         info: dict[str, Any] = {}
@@ -268,7 +268,7 @@ def _calibration(wrec: Any, i: int) -> Calibration | None:
     """Signal ``i``'s calibration from the header's gain and baseline (None if missing)."""
     from wfdb.io._signal import INVALID_SAMPLE_VALUE
 
-    fields = [getattr(wrec, name, None) for name in ("adc_gain", "baseline", "fmt")]
+    fields: list[Any] = [getattr(wrec, name, None) for name in ("adc_gain", "baseline", "fmt")]
     if any(f is None or i >= len(f) or f[i] is None for f in fields):
         return None
     gain, base, fmt = (f[i] for f in fields)
@@ -328,10 +328,11 @@ def _add_signals(rec: Recording, wrec: Any, sampfrom: int, digital: bool = True)
             runs.setdefault((arr.dtype, cal is not None), []).append(i)
         for (_, calibrated), idx in runs.items():
             data = np.stack([kept[i][0] for i in idx])
+            cals = [c for i in idx if (c := kept[i][1]) is not None]  # all, or none of them
             rec.add_channels([labels[i] for i in idx], data, rate, [units[i] for i in idx],
                              [channel_type(raw[i], units[i]) for i in idx],
                              infos=[infos[i] for i in idx], t0=first / rate if first else 0.0,
-                             calibration=[kept[i][1] for i in idx] if calibrated else None)
+                             calibration=cals if calibrated else None)
     rec.channels = {lab: rec.channels[lab] for lab in labels}
 
 

@@ -121,7 +121,7 @@ def _channel_desc(info: dict[str, Any]) -> list[dict[str, Any]]:
     chans = _first(desc, "channels")
     if not isinstance(chans, dict):
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     for ch in chans.get("channel") or []:
         if not isinstance(ch, dict):
             out.append({})
@@ -214,7 +214,7 @@ def read_xdf(loc: Location, *, strict: bool = True, timestamps: bool = True,
     firsts = [i["first_timestamp"] for i in infos if "first_timestamp" in i]
     zero = min(firsts) if firsts else 0.0
 
-    planned: list[tuple[dict[str, Any], dict[str, Any], str, list[str], list[dict]]] = []
+    planned: list[tuple[dict[str, Any], dict[str, Any], str, list[str], list[dict[str, Any]]]] = []
     events: list[pd.DataFrame] = []
     for stream, info in zip(streams, infos):
         key = _stream_key(info["name"], info["stream_id"], names)

@@ -10,7 +10,7 @@ biosigio 1.2) produces; anything else returns None and the caller uses zarr.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,7 +38,7 @@ class ShardLayout:
         from zarr.codecs.sharding import ShardingCodecIndexLocation
 
         meta = arr.metadata
-        codecs = getattr(meta, "codecs", ())
+        codecs: Sequence[Any] = getattr(meta, "codecs", ())
         if len(arr.shape) != 2 or len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
             return None
         sc = codecs[0]

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..calibration import Calibration
 from ..channels import DISCRETE_TYPES
 from ..errors import UnrepresentableValueError
 from . import layout
@@ -24,6 +23,7 @@ from .resample import (
     FilterPlan,
     Ratio,
     Source,
+    SourcePart,
     block_ranges,
     block_target,
     design_filter,
@@ -111,7 +111,7 @@ class GroupPlan:
 
 def _source(grid: Grid, labels: list[str]) -> Source:
     want = {lab: i for i, lab in enumerate(labels)}
-    parts: list[tuple[np.ndarray, np.ndarray | None, np.ndarray, list[Calibration] | None]] = []
+    parts: list[SourcePart] = []
     for blabs, arr, cals in grid.stored_blocks():
         rows = [j for j, lab in enumerate(blabs) if lab in want]
         if not rows:

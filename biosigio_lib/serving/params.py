@@ -39,7 +39,8 @@ def parse_rate_caps(data: Mapping[str, Any] | None) -> Mapping[str, float | None
         raise TypeError(f"rate_caps must be a mapping of modality -> Hz, got {type(data)}")
     merged: dict[str, float | None] = dict(DEFAULT_RATE_CAPS)
     for key, value in data.items():
-        if not isinstance(key, str) or not key.strip():
+        name: object = key  # from a config file: checked, whatever the annotation says
+        if not isinstance(name, str) or not name.strip():
             raise ValueError(f"rate_caps keys must be modality names, got {key!r}")
         if value is None:
             merged[key.strip().upper()] = None

@@ -299,7 +299,7 @@ def _events(root: Any, tmin: float | None, tmax: float | None) -> Any:
                     for c in range(int(codes.max()) + 1)] if codes.size else [], dtype=object)
     frame = pd.DataFrame({"onset": onset, "duration": duration})
     extra = attrs.get("extra_columns") or {}
-    columns = {"description": lut[codes] if codes.size else []}
+    columns: dict[str, Any] = {"description": lut[codes] if codes.size else []}
     columns |= {c: _jsonsafe.decode(extra[c]) for c in attrs.get("extra_column_order", extra)}
     for col, values in columns.items():
         try:

@@ -14,6 +14,7 @@ branch filters run as stacked BLAS mat-vec products over all channels of a time 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..calibration import Calibration, to_physical
+from ..lazy import LazySamples
 
 __all__ = [
     "FilterPlan",
@@ -37,6 +39,12 @@ __all__ = [
 ]
 
 
+#: A block of a grid (an array, or a file-backed :class:`~biosigio_lib.lazy.LazySamples`), its
+#: rows to take or None for all, their positions in the group, their calibrations or None.
+SourcePart = tuple[np.ndarray | LazySamples, np.ndarray | None, np.ndarray,
+                   list[Calibration] | None]
+
+
 class Source:
     """The rows of one channel group, taken from a grid's per-dtype blocks without copying.
 
@@ -46,9 +54,7 @@ class Source:
     one slice at a time, so no full-length physical copy is ever made.
     """
 
-    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray | None, np.ndarray,
-                                          list[Calibration] | None]],
-                 n_ch: int, n_in: int):
+    def __init__(self, parts: list[SourcePart], n_ch: int, n_in: int):
         #: (2-D block array, its rows to take or None for all, positions in the group,
         #: the rows' calibrations or None)
         self.parts = parts
@@ -77,7 +83,8 @@ class Source:
         return out
 
     @staticmethod
-    def _take(arr: np.ndarray, rows: np.ndarray | None, cals: list[Calibration] | None,
+    def _take(arr: np.ndarray | LazySamples, rows: np.ndarray | None,
+              cals: list[Calibration] | None,
               cols: slice) -> np.ndarray:
         raw = arr[:, cols] if rows is None else arr[rows, cols]
         return raw if cals is None else to_physical(raw, cals)
@@ -193,17 +200,17 @@ class FilterPlan:
                 "non_finite": "held before filtering; output bins holding them are NaN"}
 
 
-_WINDOW_FUNCS = {"kaiser": np.kaiser, "hamming": np.hamming, "hann": np.hanning,
-                 "blackman": np.blackman}
+_WINDOW_FUNCS: dict[str, Callable[..., np.ndarray]] = {
+    "kaiser": np.kaiser, "hamming": np.hamming, "hann": np.hanning, "blackman": np.blackman}
 
 
 def _firwin(n_taps: int, cutoff: float, window: str, beta: float) -> np.ndarray:
     """Low-pass windowed sinc at unit DC gain: ``scipy.signal.firwin(n, cutoff, window)``."""
     m = np.arange(n_taps) - (n_taps - 1) / 2.0
-    h = cutoff * np.sinc(cutoff * m)
+    h: np.ndarray = cutoff * np.sinc(cutoff * m)
     win = np.kaiser(n_taps, beta) if window == "kaiser" else _WINDOW_FUNCS[window](n_taps)
     h = h * win
-    return h / h.sum()
+    return h / float(h.sum())
 
 
 def design_filter(ratio: Ratio, *, window: str = "kaiser", beta: float = 5.0,

@@ -42,7 +42,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
     try:
         import ctypes
 
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None
 
@@ -56,9 +56,10 @@ def _release_memory() -> None:
 
 
 def _compressors(params: ServingParams) -> list[Any]:
-    from zarr.codecs import BloscCodec
+    from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
 
-    return [BloscCodec(cname=params.compressor, clevel=params.clevel, shuffle=params.shuffle)]
+    return [BloscCodec(cname=BloscCname(params.compressor), clevel=params.clevel,
+                       shuffle=BloscShuffle(params.shuffle))]
 
 
 def _write_group(root: Any, rec: Recording, gp: GroupPlan, params: ServingParams,

@@ -107,6 +107,8 @@ class ViewerServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):  # typeshed allows bytes; an AF_INET server's host is str
+            host = host.decode()
         return f"http://{host}:{port}/"
 
     def store_url(self, sid: str) -> str:
@@ -143,7 +145,7 @@ class ViewerServer(ThreadingHTTPServer):
         url = self.store_url(sid)
         root, _ = _open_root(url, self.storage_options)
         md = _metadata(root, url, None)
-        start = md.get("start_time") or md.get("meas_date")
+        start: Any = md.get("start_time") or md.get("meas_date")
         groups = []
         for name in _group_names(root):
             g = self.group(sid, name)

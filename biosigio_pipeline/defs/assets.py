@@ -112,9 +112,8 @@ def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
         meta: dict[str, Any] = {"uri": dg.MetadataValue.path(url), "bytes": storage.size_of(url),
                                 "params_version": store_version,
                                 "dtype": params.dtype, **_recording_metadata(recording)}
-        if settings.viewer_url():  # the store's page in `biosigio-pipeline view <root>`
-            meta["viewer"] = dg.MetadataValue.url(steps.viewer_link(
-                settings.viewer_url(), storage.root, url))
+        if viewer := settings.viewer_url():  # the store's page in `biosigio-pipeline view <root>`
+            meta["viewer"] = dg.MetadataValue.url(steps.viewer_link(viewer, storage.root, url))
         if recording.n_channels == 0:  # annotation-only: an events-only store, nothing to draw
             meta["preview"] = dg.MetadataValue.md(f"_{NO_PREVIEW}_")
             return dg.MaterializeResult(metadata=meta)

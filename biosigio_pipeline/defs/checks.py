@@ -49,7 +49,7 @@ def _latest_uri(context: dg.AssetCheckExecutionContext, asset: str, fallback: st
 def round_trip_result(url: str, recording: Recording,
                       storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
     """Passed when the archive at ``url`` reads back bit-exactly; else the differences."""
-    kw = {"storage_options": storage_options} if storage_options else {}
+    kw: dict[str, Any] = {"storage_options": storage_options} if storage_options else {}
     try:
         back = Recording.from_file(url, lazy=True, **kw)  # compared a window at a time
     except _UNREADABLE as exc:
