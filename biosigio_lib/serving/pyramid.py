@@ -12,7 +12,7 @@ import numpy as np
 
 from .quantize import DMAX, NAN_CODE
 
-__all__ = ["Level1Builder", "level_lengths", "next_level", "reduce_minmax"]
+__all__ = ["Level1Builder", "ViewPyramid", "level_lengths", "next_level", "reduce_minmax"]
 
 
 def level_lengths(n: int, factor: int, max_samples: int, max_levels: int) -> list[int]:
@@ -86,3 +86,64 @@ class Level1Builder:
         self.out[0, :, self._pos: self._pos + n] = mn
         self.out[1, :, self._pos: self._pos + n] = mx
         self._pos += n
+
+
+class _Reducer:
+    """One level of the cascade: min/max over blocks of ``factor`` columns of the level below,
+    fed in time order, a partial block carried to the next feed."""
+
+    def __init__(self, factor: int):
+        self.factor = factor
+        self.lo: np.ndarray | None = None
+        self.hi: np.ndarray | None = None
+
+    def feed(self, lo: np.ndarray, hi: np.ndarray,
+             last: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.lo is not None and self.hi is not None:
+            lo = np.concatenate([self.lo, lo], axis=1)
+            hi = np.concatenate([self.hi, hi], axis=1)
+            self.lo = self.hi = None
+        w = lo.shape[1]
+        keep = w if last else (w // self.factor) * self.factor
+        if keep < w:
+            self.lo, self.hi = lo[:, keep:].copy(), hi[:, keep:].copy()
+        if keep == 0:
+            return None
+        return reduce_minmax(lo[:, :keep], hi[:, :keep], self.factor)
+
+
+class ViewPyramid:
+    """Every view level built while level 0 streams by, in bounded memory.
+
+    Level ``L+1`` is reduced from the columns level ``L`` completes, so each level holds only
+    a partial block (< ``factor`` columns) and the columns of its unwritten chunk: memory does
+    not grow with the recording's length. :meth:`feed` returns the whole chunks now ready to
+    write, ``(level index from 0, first column, (2, n_ch, k) array)``; the values equal
+    :func:`next_level` applied to whole levels (min and max are exact).
+    """
+
+    def __init__(self, lengths: list[int], factor: int, chunk_columns: list[int]):
+        self.lengths = list(lengths)
+        self.chunks = list(chunk_columns)
+        self._reducers = [_Reducer(factor) for _ in lengths]
+        self._pending: list[np.ndarray | None] = [None] * len(lengths)
+        self._written = [0] * len(lengths)
+
+    def feed(self, block: np.ndarray, last: bool = False) -> list[tuple[int, int, np.ndarray]]:
+        """Add the next level-0 columns (``last``: the final ones, flush everything)."""
+        ready: list[tuple[int, int, np.ndarray]] = []
+        lo, hi = block, block
+        for li, red in enumerate(self._reducers):
+            got = red.feed(lo, hi, last)
+            if got is None:
+                break
+            lo, hi = got
+            new = np.stack([lo, hi])
+            held = self._pending[li]
+            buf = new if held is None else np.concatenate([held, new], axis=2)
+            n = buf.shape[2] if last else buf.shape[2] // self.chunks[li] * self.chunks[li]
+            if n:
+                ready.append((li, self._written[li], buf[:, :, :n]))
+                self._written[li] += n
+            self._pending[li] = buf[:, :, n:] if n < buf.shape[2] else None
+        return ready

@@ -27,7 +27,7 @@ from ..errors import StoreExistsError, WriteError
 from . import layout
 from .level0 import GroupPlan, Level0Stats, gather, plan_groups, scales, shard_block
 from .params import ServingParams
-from .pyramid import Level1Builder, level_lengths, next_level
+from .pyramid import ViewPyramid, level_lengths
 from .quantize import NAN_CODE, Int16Scale
 
 if TYPE_CHECKING:
@@ -98,9 +98,8 @@ def _write_group(root: Any, rec: Recording, gp: GroupPlan, params: ServingParams
             "usable_for_inference": any(e["usable_for_inference"] for e in entries),
             "scale": scale.tolist(), "offset": offset.tolist(),
             "physical_formula": layout.PHYSICAL_FORMULA, **nan_attr})
-    builder = Level1Builder(n_ch, n_out, params.view_factor, out_dtype) if lengths else None
     views = _create_views(grp, lengths, n_ch, out_dtype, params, rate)
-    done1 = 0  # level-1 columns already handed to the writer
+    pyramid = ViewPyramid(lengths, params.view_factor, [int(v.chunks[2]) for v in views])
     pending: list[Future[Any]] = []
     for s in range(0, n_out, shard_t):
         e = min(n_out, s + shard_t)
@@ -111,22 +110,12 @@ def _write_group(root: Any, rec: Recording, gp: GroupPlan, params: ServingParams
             f.result()
         _release_memory()
         pending = [io.submit(a0.__setitem__, (slice(None), slice(s, e)), block)]
-        if builder is not None:
-            builder.feed(block, last=e == n_out)
-            # level 1 goes out in whole chunks as the shards complete it
-            ct = int(views[0].chunks[2])
-            ready = builder.filled if e == n_out else builder.filled // ct * ct
-            if ready > done1:
-                pending.append(io.submit(views[0].__setitem__,
-                                         (slice(None), slice(None), slice(done1, ready)),
-                                         builder.out[:, :, done1:ready]))
-                done1 = ready
+        if lengths:  # every view level goes out in whole chunks as level 0 completes them
+            for li, c0, cols in pyramid.feed(block, last=e == n_out):
+                pending.append(io.submit(
+                    views[li].__setitem__,
+                    (slice(None), slice(None), slice(c0, c0 + cols.shape[2])), cols))
         del block
-    level = builder.out if builder is not None else None
-    for av in views[1:]:  # the coarser levels are small: computed and written at the end
-        assert level is not None
-        level = next_level(level, params.view_factor)
-        pending.append(io.submit(av.__setitem__, Ellipsis, level))
     for f in pending:
         f.result()
     _release_memory()

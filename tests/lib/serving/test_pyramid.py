@@ -46,3 +46,31 @@ def test_builder_fed_in_pieces_equals_one_shot() -> None:
     np.testing.assert_array_equal(b.out, np.stack([mn, mx]))
     lvl2 = next_level(b.out, 4)
     np.testing.assert_array_equal(lvl2[0], reduce_minmax(mn, mn, 4)[0])
+
+
+@pytest.mark.parametrize("block", [1, 3, 64, 1000, 5000])
+def test_streamed_pyramid_equals_whole_levels(block: int) -> None:
+    """Levels built while level 0 streams by (any block size) equal whole-level reductions,
+    including int16 NaN codes; chunks come out whole, in order, and cover each level."""
+    from biosigio_lib.serving.pyramid import ViewPyramid
+    from biosigio_lib.serving.quantize import NAN_CODE
+
+    rng = np.random.default_rng(block)
+    a = rng.integers(-1000, 1000, (3, 4999)).astype(np.int16)
+    a[1, 100:180] = NAN_CODE
+    lengths = level_lengths(a.shape[1], 4, 16, 12)
+    chunks = [7, 5, 3, 2, 1, 1][: len(lengths)]
+    pyr = ViewPyramid(lengths, 4, chunks)
+    got = [np.full((2, 3, n), 99, np.int16) for n in lengths]
+    seen = [0] * len(lengths)
+    for s in range(0, a.shape[1], block):
+        e = min(a.shape[1], s + block)
+        for li, c0, cols in pyr.feed(a[:, s:e], last=e == a.shape[1]):
+            assert c0 == seen[li] and (c0 % chunks[li] == 0)
+            got[li][:, :, c0: c0 + cols.shape[2]] = cols
+            seen[li] += cols.shape[2]
+    assert seen == lengths
+    want = np.stack([a, a])
+    for li in range(len(lengths)):
+        want = next_level(want, 4)
+        np.testing.assert_array_equal(got[li], want)
