@@ -276,14 +276,24 @@
       (missing ? "  loading\u2026" : ""));
   }
 
-  function listEvents() {  // the "jump to event" menu (up to 5000 events)
-    const ev = $("events"), E = S.meta.events, frag = document.createDocumentFragment();
+  function listEvents() {  // the "jump to event" menu (up to 5000), filled in idle time
+    const ev = $("events"), E = S.meta.events, n = Math.min(E.onset.length, 5000), store = S.store;
     ev.length = 1;
-    for (let i = 0; i < E.onset.length && i < 5000; i++) {
-      const o = document.createElement("option"); o.value = i;
-      o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; frag.appendChild(o);
-    }
-    ev.appendChild(frag);
+    let i = 0;
+    const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 0));
+    const step = (deadline) => {
+      if (S.store !== store) return;  // another store opened meanwhile
+      const frag = document.createDocumentFragment();
+      do {
+        for (const end = Math.min(n, i + 200); i < end; i++) {
+          const o = document.createElement("option"); o.value = i;
+          o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; frag.appendChild(o);
+        }
+      } while (i < n && deadline.timeRemaining() > 4);
+      ev.appendChild(frag);
+      if (i < n) idle(step, { timeout: 1000 });
+    };
+    idle(step, { timeout: 1000 });
   }
 
   function fmtSpan(s) {
