@@ -135,23 +135,30 @@ class ViewerServer(ThreadingHTTPServer):
         decoded chunks kept in memory (LRU, ``cache_bytes``): neighbouring tiles, pans and
         other channel pages of the same chunk decode nothing."""
         arr = g.levels[level]
-        ct = int(arr.chunks[2])
-        parts = []
-        for c in range(j0 // ct, (j1 - 1) // ct + 1):
-            key = (sid, g.sg.name, level, c)
-            with self._lock:
-                block = self._chunks.get(key)
+        ct, n = int(arr.chunks[2]), g.lengths[level]
+        span = range(j0 // ct, (j1 - 1) // ct + 1)
+        blocks: dict[int, np.ndarray] = {}
+        with self._lock:
+            for c in span:
+                block = self._chunks.get((sid, g.sg.name, level, c))
                 if block is not None:
-                    self._chunks.move_to_end(key)
-            if block is None:
-                block = np.asarray(arr[:, :, c * ct: min(g.lengths[level], (c + 1) * ct)])
-                with self._lock:
-                    self._chunks[key] = block
+                    self._chunks.move_to_end((sid, g.sg.name, level, c))
+                    blocks[c] = block
+        miss = [c for c in span if c not in blocks]
+        if miss:  # one zarr read for the missing chunks (decoded concurrently by zarr)
+            got = np.asarray(arr[:, :, miss[0] * ct: min(n, (miss[-1] + 1) * ct)])
+            with self._lock:
+                for c in range(miss[0], miss[-1] + 1):
+                    block = got[:, :, (c - miss[0]) * ct: (c - miss[0] + 1) * ct]
+                    blocks[c] = block = np.ascontiguousarray(block)
+                    self._chunks[(sid, g.sg.name, level, c)] = block
                     self._chunk_bytes += block.nbytes
-                    while self._chunk_bytes > self.cache_bytes and len(self._chunks) > 1:
-                        self._chunk_bytes -= self._chunks.popitem(last=False)[1].nbytes
+                while self._chunk_bytes > self.cache_bytes and len(self._chunks) > 1:
+                    self._chunk_bytes -= self._chunks.popitem(last=False)[1].nbytes
+        parts = []
+        for c in span:
             a, b = max(j0, c * ct) - c * ct, min(j1, (c + 1) * ct) - c * ct
-            parts.append(block[:, rows, a:b])
+            parts.append(blocks[c][:, rows, a:b])
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
     def store_url(self, sid: str) -> str:

@@ -116,7 +116,9 @@
       run.push(t);
     }
     flush();
-    draw(p, t0, missing.length);  // what is cached now; the rest as it arrives
+    // what is cached now, the rest as it arrives (the very first view: no empty frame)
+    if (S.stats.draws || missing.length < p.tiles.length) draw(p, t0, missing.length);
+    else status("loading\u2026");
     Promise.all(waits).then(() => {
       if (gen === S.gen) draw(plan(), t0, 0);
     }).catch((e) => status("error: " + e.message));
