@@ -10,9 +10,11 @@ serving stores and archives, with the events of each window and per-window targe
 Windows are cut on each group's own sample grid at ``t0 + k * hop`` (so groups and stores
 with the same start and rate are time-aligned) and only whole windows are yielded. Store
 reads decode only the inner chunks covering a window (sequential iteration reads runs of
-consecutive windows as one block). Sharding: ``worker_id``/``num_workers``, or, inside a
-``torch.utils.data.DataLoader`` worker, torch's worker info; torch itself is imported only
-by :meth:`WindowDataset.as_torch`.
+consecutive windows as one block); each store is opened once per dataset and process (its
+root, group, events and shard indexes kept). ``raw=True`` yields the stored int16 codes
+with per-channel ``scale``/``offset`` instead of float samples. Sharding:
+``worker_id``/``num_workers``, or, inside a ``torch.utils.data.DataLoader`` worker, torch's
+worker info; torch itself is imported only by :meth:`WindowDataset.as_torch`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ class _Unit:
 
 @dataclass
 class Window:
-    """One window: ``data`` is ``(n_channels, n_samples)`` in physical units."""
+    """One window: ``data`` is ``(n_channels, n_samples)`` in physical units.
+
+    With ``WindowDataset(raw=True)``, ``data`` holds the stored values instead (int16 ADC
+    codes for quantised groups) and ``scale``/``offset``/``nan_code`` convert them.
+    """
 
     data: np.ndarray
     start: float
@@ -59,6 +65,11 @@ class Window:
     source: str
     group: str
     index: int
+    #: with ``raw=True``: per-channel ``(n_channels, 1)`` scale and offset (physical =
+    #: ``data * scale + offset``) and the stored NaN code (None: none); else None.
+    scale: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    nan_code: int | None = None
     _events: Any = field(default=None, repr=False)
     _event_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
@@ -166,10 +177,13 @@ def _modality_of_group(name: str, attrs: Mapping[str, Any]) -> set[str]:
 
 
 def _store_units(url: str, group: str | None, modality: str | None,
-                 channels: Sequence[str] | None, storage_options: Any) -> list[_Unit]:
+                 channels: Sequence[str] | None, storage_options: Any,
+                 cache: dict[Any, Any] | None = None) -> list[_Unit]:
     from .serving.reader import _group_names, _open_root
 
     root, url = _open_root(url, storage_options)
+    if cache is not None:  # the open root, reused for the group and events reads
+        cache[("root", url)] = root
     names = _group_names(root)
     out = []
     for name in names:
@@ -246,6 +260,10 @@ class WindowDataset:
     holding only some raises). ``shuffle``/``seed``: order (:meth:`set_epoch` reshuffles).
     ``worker_id``/``num_workers``: this process's share (default: torch's worker info when
     in a DataLoader worker, else everything). ``dtype``: the output sample type.
+    ``raw=True``: yield the stored values (int16 codes of quantised store groups, no
+    dequantising pass) with per-channel ``scale``/``offset`` on each window; physical
+    ``= data * scale + offset`` (``nan_code`` marks NaN). Archives give their float samples
+    (as ``dtype``) with scale 1 and offset 0.
     """
 
     def __init__(self, sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -253,7 +271,7 @@ class WindowDataset:
                  modality: str | None = None, channels: Sequence[str] | None = None,
                  shuffle: bool = False, seed: int = 0, worker_id: int | None = None,
                  num_workers: int | None = None, dtype: Any = np.float32,
-                 block_seconds: float = 120.0,
+                 block_seconds: float = 120.0, raw: bool = False,
                  storage_options: dict[str, Any] | None = None):
         if isinstance(sources, str | os.PathLike):
             sources = [sources]
@@ -263,18 +281,24 @@ class WindowDataset:
         self.shuffle, self.seed, self.epoch = bool(shuffle), int(seed), 0
         self.worker_id, self.num_workers = worker_id, num_workers
         self.dtype = np.dtype(dtype)
+        self.raw = bool(raw)
         self.block_seconds = float(block_seconds)
         self.storage_options = storage_options
         if isinstance(channels, str):
             channels = [channels]
+        self._cache: dict[Any, Any] = {}
         self.units: list[_Unit] = []
         for s in sources:
             url = os.fspath(s)
             loc = resolve(url, storage_options)
             if not loc.fs.exists(loc.path):
                 raise source_not_found(loc.url)
-            get = _store_units if _is_store(loc) else _archive_units
-            self.units.extend(get(url, group, modality, channels, storage_options))
+            if _is_store(loc):
+                self.units.extend(_store_units(url, group, modality, channels,
+                                               storage_options, self._cache))
+            else:
+                self.units.extend(_archive_units(url, group, modality, channels,
+                                                 storage_options))
         if not self.units:
             raise EmptyRecordingError(
                 f"no group matches group={group!r}, modality={modality!r}, channels="
@@ -294,7 +318,6 @@ class WindowDataset:
             unit_of.append(np.full(count, u, dtype=np.int32))
         self._start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         self._unit = np.concatenate(unit_of) if unit_of else np.zeros(0, np.int32)
-        self._cache: dict[Any, Any] = {}
 
     # --- pickling (DataLoader workers): drop open stores
     def __getstate__(self) -> dict[str, Any]:
@@ -340,9 +363,11 @@ class WindowDataset:
         key = ("events", unit.source)
         if key not in self._cache:
             if unit.kind == "zarr":
-                from .serving import read_events
+                from .serving.reader import _events
 
-                ev = read_events(unit.source, storage_options=self.storage_options)
+                ev = _events(self._root(unit.source), None, None)
+                if ev is None:
+                    ev = []
             else:
                 from .archive import read_archive
 
@@ -356,13 +381,27 @@ class WindowDataset:
             self._cache[key] = (ev, onset, end)
         return self._cache[key]
 
-    def _group(self, unit: _Unit) -> Any:
-        key = ("group", unit.source, unit.group)
-        if key not in self._cache:
-            from .serving.reader import open_group
+    def _root(self, url: str) -> Any:
+        """The store's open root group (opened once per process)."""
+        hit = self._cache.get(("root", url))
+        if hit is None:
+            from .serving.reader import _open_root
 
-            self._cache[key] = open_group(unit.source, unit.group, self.storage_options)
-        return self._cache[key]
+            hit = self._cache[("root", url)] = _open_root(url, self.storage_options)[0]
+        return hit
+
+    def _reader(self, unit: _Unit) -> _StoreReader:
+        """The unit's store reader, opened on first use and kept (per process)."""
+        key = ("reader", unit.source, unit.group, unit.rows)
+        hit = self._cache.get(key)
+        if hit is None:
+            from .serving.reader import _open_group_in
+
+            sg = _open_group_in(self._root(unit.source), unit.source, unit.source, unit.group,
+                                self.storage_options)
+            hit = self._cache[key] = _StoreReader(sg, list(unit.rows),
+                                                  None if self.raw else self.dtype)
+        return hit
 
     def _read(self, unit: _Unit, i0: int, i1: int) -> np.ndarray:
         """Samples ``[i0, i1)`` of the unit's selected channels as ``self.dtype``."""
@@ -376,7 +415,7 @@ class WindowDataset:
             if data.shape[1] != i1 - i0:  # float rounding of the time bounds
                 data = data[:, : i1 - i0]
             return data.astype(self.dtype, copy=False)
-        return _read_store(self._group(unit), list(unit.rows), i0, i1, self.dtype)
+        return self._reader(unit).read(i0, i1)
 
     def _make(self, i: int, data: np.ndarray) -> Window:
         unit = self.units[int(self._unit[i])]
@@ -389,8 +428,16 @@ class WindowDataset:
             k = int(np.searchsorted(onset, stop, side="left"))
             cand = np.arange(k)
             rows = cand[(end[:k] > start) | (onset[:k] >= start)]
+        scale = offset = nan_code = None
+        if self.raw:
+            if unit.kind == "zarr":
+                r = self._reader(unit)
+                scale, offset, nan_code = r.phys_scale, r.phys_offset, r.nan_code
+            else:
+                scale = np.ones((len(unit.rows), 1))
+                offset = np.zeros((len(unit.rows), 1))
         return Window(data, start, stop, unit.rate, list(unit.channels), list(unit.units),
-                      unit.source, unit.group, int(i), ev, rows)
+                      unit.source, unit.group, int(i), scale, offset, nan_code, ev, rows)
 
     def __getitem__(self, i: int) -> Window:
         i = int(i)
@@ -452,36 +499,77 @@ class WindowDataset:
         return torch_dataset(self, iterable, transform)
 
 
-def _read_store(sg: Any, rows: list[int], i0: int, i1: int, dtype: np.dtype[Any]) -> np.ndarray:
-    """Level-0 samples of a store group straight into ``dtype`` (only the covering chunks)."""
-    from .serving._fastread import read_level0
-    from .serving.reader import _level0
+class _StoreReader:
+    """Reads one store group's selected rows: opened once per dataset, reused per window.
 
-    out = np.empty((len(rows), i1 - i0), dtype=dtype)
-    if sg.loc is not None:
-        scale = sg.scale[rows][:, None].astype(dtype)
-        offset = sg.offset[rows][:, None].astype(dtype)
-        trivial = bool(np.all(scale == 1) and np.all(offset == 0))
-        nan_code = sg.nan_code
+    Keeps the open group, the direct level-0 reader (layout and shard indexes) and the
+    per-row scale/offset already in the output type, so a window costs one ranged read per
+    shard, a blosc decode per inner chunk and one dequantising pass into the output.
+    """
 
-        def convert(digital: np.ndarray | None, dest: np.ndarray) -> None:
-            if digital is None:
-                dest[...] = np.nan if nan_code is not None else sg.a0.metadata.fill_value
-                if nan_code is None and not trivial:
-                    dest *= scale
-                    dest += offset
-                return
-            if trivial:
-                dest[...] = digital
-                return
-            dest[...] = digital  # cast, then scale in place: faster than a mixed ufunc
+    def __init__(self, sg: Any, rows: list[int], dtype: np.dtype[Any] | None):
+        from .serving._fastread import Level0Reader
+
+        self.sg, self.rows = sg, rows
+        self.dtype = np.dtype(sg.a0.dtype) if dtype is None else np.dtype(dtype)
+        self.raw = dtype is None
+        self.direct = Level0Reader(sg.loc, sg.a0) if sg.loc is not None else None
+        self.scale = sg.scale[rows][:, None].astype(self.dtype)
+        self.offset = sg.offset[rows][:, None].astype(self.dtype)
+        self.trivial = self.raw or bool(np.all(self.scale == 1) and np.all(self.offset == 0))
+        self.nan_code = sg.nan_code
+        self.phys_scale = sg.scale[rows][:, None]  # float64, for raw windows
+        self.phys_offset = sg.offset[rows][:, None]
+        self.fill = sg.nan_code if sg.nan_code is not None else sg.a0.metadata.fill_value
+
+    def _dequantise(self, out: np.ndarray, nan_seen: bool) -> None:
+        """``out * scale + offset`` in place (a multiply then an add in the output type, as
+        before), NaN code -> NaN; rows split over two threads for large blocks."""
+        hit = out == self.nan_code if nan_seen else None
+
+        def part(r0: int, r1: int) -> None:
             with np.errstate(over="ignore"):
-                np.multiply(dest, scale, out=dest)
-                np.add(dest, offset, out=dest)
-            if nan_code is not None and digital.min() <= nan_code:
-                dest[digital == nan_code] = np.nan
+                np.multiply(out[r0:r1], self.scale[r0:r1], out=out[r0:r1])
+                np.add(out[r0:r1], self.offset[r0:r1], out=out[r0:r1])
 
-        if read_level0(sg.loc, sg.a0, rows, i0, i1, convert, out):
+        n = out.shape[0]
+        if out.size >= 1 << 20 and n > 1:
+            from .serving._fastread import _pool
+
+            fut = _pool().submit(part, n // 2, n)
+            try:
+                part(0, n // 2)
+            finally:
+                fut.result()
+        else:
+            part(0, n)
+        if hit is not None:
+            out[hit] = np.nan
+
+    def read(self, i0: int, i1: int) -> np.ndarray:
+        """Level-0 samples ``[i0, i1)`` of the rows (only the covering chunks)."""
+        out = np.empty((len(self.rows), i1 - i0), dtype=self.dtype)
+        nan_seen = [False]
+        code = self.nan_code if not self.trivial else None
+        empty = np.nan if self.nan_code is not None and not self.raw else self.fill
+
+        def cast(digital: np.ndarray | None, dest: np.ndarray) -> None:
+            """One decoded chunk into place, cast only (dequantised after, in one pass)."""
+            if digital is None:  # never written: NaN, or the fill value (scaled after)
+                dest[...] = empty
+                return
+            dest[...] = digital
+            if code is not None and not nan_seen[0] and digital.min() <= code:
+                nan_seen[0] = True
+
+        if self.direct is not None and self.direct.read(self.rows, i0, i1, cast, out):
+            if not self.trivial:
+                self._dequantise(out, nan_seen[0])
             return out
-    out[...] = _level0(sg, rows, i0, i1)
-    return out
+        if self.raw:
+            out[...] = self.sg.a0.get_orthogonal_selection((self.rows, slice(i0, i1)))
+            return out
+        from .serving.reader import _level0
+
+        out[...] = _level0(self.sg, self.rows, i0, i1)
+        return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -35,6 +36,8 @@ __all__ = ["TILE", "ViewerServer", "find_stores", "serve"]
 
 #: Columns per tile (every level): small enough that a screen costs little over its need.
 TILE = 256
+#: Tiles one ``/api/tiles`` request may ask for.
+MAX_TILES = 64
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/index.html": ("index.html", "text/html; charset=utf-8"),
            "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
@@ -87,6 +90,7 @@ class _Group:
     sg: Any  # reader.StoreGroup
     levels: list[Any]  # view arrays 1..n (index 0 unused)
     lengths: list[int]  # columns per level (0 = samples)
+    direct: Any = None  # serving._fastread.Level0Reader (layout + shard indexes kept)
 
 
 class ViewerServer(ThreadingHTTPServer):
@@ -102,6 +106,10 @@ class ViewerServer(ThreadingHTTPServer):
         self._groups: dict[tuple[str, str], _Group] = {}
         self._meta: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        #: decoded view-level chunks kept (bytes); 0 keeps only the last one
+        self.cache_bytes = 256 << 20
+        self._chunks: OrderedDict[tuple[str, str, int, int], np.ndarray] = OrderedDict()
+        self._chunk_bytes = 0
         super().__init__(address, _Handler)
 
     @property
@@ -110,6 +118,50 @@ class ViewerServer(ThreadingHTTPServer):
         if isinstance(host, bytes):  # typeshed allows bytes; an AF_INET server's host is str
             host = host.decode()
         return f"http://{host}:{port}/"
+
+    def page(self) -> bytes:
+        """``index.html`` with the script inlined and the store list embedded (no round
+        trips before the page asks for a store's metadata)."""
+        static = resources.files(__package__).joinpath("static")
+        html = static.joinpath("index.html").read_text("utf-8")
+        script = static.joinpath("viewer.js").read_text("utf-8")
+        self.stores = find_stores(self.target, self.storage_options)
+        listing = json.dumps({"target": self.target, "stores": list(self.stores)})
+        inline = (f"<script>window.BIOSIGIO_STORES = {_no_close(listing)};</script>\n"
+                  f"<script>\n{_no_close(script)}</script>")
+        return html.replace('<script src="viewer.js"></script>', inline).encode()
+
+    def _view(self, sid: str, g: _Group, level: int, rows: list[int], j0: int,
+              j1: int) -> np.ndarray:
+        """Columns ``[j0, j1)`` of a view level for ``rows``, as ``(2, rows, n)``, from whole
+        decoded chunks kept in memory (LRU, ``cache_bytes``): neighbouring tiles, pans and
+        other channel pages of the same chunk decode nothing."""
+        arr = g.levels[level]
+        ct, n = int(arr.chunks[2]), g.lengths[level]
+        span = range(j0 // ct, (j1 - 1) // ct + 1)
+        blocks: dict[int, np.ndarray] = {}
+        with self._lock:
+            for c in span:
+                block = self._chunks.get((sid, g.sg.name, level, c))
+                if block is not None:
+                    self._chunks.move_to_end((sid, g.sg.name, level, c))
+                    blocks[c] = block
+        miss = [c for c in span if c not in blocks]
+        if miss:  # one zarr read for the missing chunks (decoded concurrently by zarr)
+            got = np.asarray(arr[:, :, miss[0] * ct: min(n, (miss[-1] + 1) * ct)])
+            with self._lock:
+                for c in range(miss[0], miss[-1] + 1):
+                    block = got[:, :, (c - miss[0]) * ct: (c - miss[0] + 1) * ct]
+                    blocks[c] = block = np.ascontiguousarray(block)
+                    self._chunks[(sid, g.sg.name, level, c)] = block
+                    self._chunk_bytes += block.nbytes
+                while self._chunk_bytes > self.cache_bytes and len(self._chunks) > 1:
+                    self._chunk_bytes -= self._chunks.popitem(last=False)[1].nbytes
+        parts = []
+        for c in span:
+            a, b = max(j0, c * ct) - c * ct, min(j1, (c + 1) * ct) - c * ct
+            parts.append(blocks[c][:, rows, a:b])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
     def store_url(self, sid: str) -> str:
         if sid not in self.stores:  # also refreshes: a store written since start-up
@@ -130,7 +182,12 @@ class ViewerServer(ThreadingHTTPServer):
         n_levels = int(sg.attrs.get("n_view_levels", 0))
         levels = [None] + [sg.root[f"{name}/view/{k}"] for k in range(1, n_levels + 1)]
         lengths = [sg.n_samples] + [int(a.shape[2]) for a in levels[1:]]
-        g = _Group(sg, levels, lengths)
+        direct = None
+        if sg.loc is not None:
+            from ..serving._fastread import Level0Reader
+
+            direct = Level0Reader(sg.loc, sg.a0)
+        g = _Group(sg, levels, lengths, direct)
         with self._lock:
             self._groups[key] = g
         return g
@@ -174,41 +231,49 @@ class ViewerServer(ThreadingHTTPServer):
 
     def tile(self, sid: str, name: str, level: int, k: int, rows: list[int]) -> bytes:
         """One tile as raw little-endian bytes (see the module docstring)."""
+        return self.tiles(sid, name, level, k, k, rows)
+
+    def tiles(self, sid: str, name: str, level: int, k0: int, k1: int,
+              rows: list[int]) -> bytes:
+        """Tiles ``k0..k1`` (inclusive) back to back, each as :meth:`tile` gives it; the
+        columns are read in one go."""
         g = self.group(sid, name)
         if not 0 <= level < len(g.lengths):
             raise ValueError(f"group {name!r} has levels 0..{len(g.lengths) - 1}")
         n = g.lengths[level]
-        j0, j1 = k * TILE, min(n, (k + 1) * TILE)
-        if not 0 <= j0 < n:
-            raise ValueError(f"tile {k} is outside level {level} ({n} columns)")
+        if not 0 <= k0 * TILE < n or not 0 <= k1 * TILE < n or not 0 <= k1 - k0 < MAX_TILES:
+            raise ValueError(f"tiles {k0}-{k1}: level {level} has {n} columns ({TILE} per "
+                             f"tile), at most {MAX_TILES} tiles per request")
         if any(not 0 <= r < len(g.sg.labels) for r in rows):
             raise ValueError(f"rows must be in 0..{len(g.sg.labels) - 1}")
+        j0, j1 = k0 * TILE, min(n, (k1 + 1) * TILE)
         if level == 0:
-            data = _level0_digital(g.sg, rows, j0, j1)
+            data = _level0_digital(g.direct, g.sg, rows, j0, j1)
         else:
-            arr = g.levels[level]
-            sel = (slice(None), rows, slice(j0, j1))
-            if rows == list(range(rows[0], rows[-1] + 1)):
-                data = np.asarray(arr[:, rows[0]: rows[-1] + 1, j0:j1])
-            else:
-                data = np.asarray(arr.get_orthogonal_selection(sel))
-        return np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
+            data = self._view(sid, g, level, rows, j0, j1)
+        data = data.astype(data.dtype.newbyteorder("<"), copy=False)
+        return b"".join(np.ascontiguousarray(data[..., a: a + TILE]).tobytes()
+                        for a in range(0, j1 - j0, TILE))
 
 
-def _level0_digital(sg: Any, rows: list[int], i0: int, i1: int) -> np.ndarray:
-    """Stored (digital) level-0 values ``[i0, i1)`` of ``rows``, only the covering chunks."""
+def _level0_digital(direct: Any, sg: Any, rows: list[int], i0: int, i1: int) -> np.ndarray:
+    """Stored (digital) level-0 values ``[i0, i1)`` of ``rows``, only the covering chunks
+    (``direct``: the group's kept :class:`Level0Reader`, or None)."""
     out = np.empty((len(rows), i1 - i0), dtype=sg.a0.dtype)
-    if sg.loc is not None:
-        from ..serving._fastread import read_level0
-
+    if direct is not None:
         fill = sg.nan_code if sg.nan_code is not None else sg.a0.metadata.fill_value
 
         def put(digital: np.ndarray | None, dest: np.ndarray) -> None:
             dest[...] = fill if digital is None else digital
 
-        if read_level0(sg.loc, sg.a0, rows, i0, i1, put, out):
+        if direct.read(rows, i0, i1, put, out):
             return out
     return np.asarray(sg.a0.get_orthogonal_selection((rows, slice(i0, i1))))
+
+
+def _no_close(text: str) -> str:
+    """Text safe inside an inline ``<script>`` (no ``</`` closing it early)."""
+    return text.replace("</", "<\\/")
 
 
 def _rows(text: str) -> list[int]:
@@ -244,7 +309,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         try:
-            if parts.path in _STATIC:
+            if parts.path in ("/", "/index.html"):
+                self._send(200, self.server.page(), "text/html; charset=utf-8")
+            elif parts.path in _STATIC:
                 fname, ctype = _STATIC[parts.path]
                 body = resources.files(__package__).joinpath("static", fname).read_bytes()
                 self._send(200, body, ctype)
@@ -256,6 +323,11 @@ class _Handler(BaseHTTPRequestHandler):
                            "application/json")
             elif parts.path == "/api/meta":
                 self._send(200, self.server.meta(q.get("store", "")), "application/json")
+            elif parts.path == "/api/tiles":
+                k0, _, k1 = q["tiles"].partition("-")
+                body = self.server.tiles(q.get("store", ""), q["group"], int(q["level"]),
+                                         int(k0), int(k1 or k0), _rows(q["rows"]))
+                self._send(200, body, "application/octet-stream", "private, max-age=60")
             elif parts.path == "/api/tile":
                 body = self.server.tile(q.get("store", ""), q["group"], int(q["level"]),
                                         int(q["tile"]), _rows(q["rows"]))

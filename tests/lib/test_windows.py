@@ -157,3 +157,29 @@ def test_torch_adapter() -> None:
         assert sum(b.shape[0] for b in batches) == 6 and batches[0].dtype == torch.float32
         mapped = ds.as_torch(iterable=False)
         assert len(mapped) == 6 and tuple(mapped[0].shape) == (4, 1000)
+
+
+def test_raw_windows_give_stored_codes_and_their_scale(tmp_path: Path, sources: Any) -> None:
+    rec = _rec(60.0, seed=4)
+    x = rec.grid(100.0).data.copy()
+    rec.grid(100.0).data[1, 1500:1600] = np.nan
+    store = rec.to_zarr(tmp_path / "q.zarr")  # int16 codes + per-channel scale/offset
+    phys = list(WindowDataset(store, 10.0, dtype=np.float64))
+    raw = list(WindowDataset(store, 10.0, raw=True))
+    assert len(raw) == len(phys) == 6
+    for r, p in zip(raw, phys):
+        assert r.data.dtype == np.int16 and r.scale is not None and r.offset is not None
+        assert r.scale.shape == r.offset.shape == (4, 1)
+        back = r.data * r.scale + r.offset
+        back[r.data == r.nan_code] = np.nan
+        np.testing.assert_array_equal(np.isnan(back), np.isnan(p.data))
+        np.testing.assert_allclose(back, p.data, rtol=1e-12, equal_nan=True)
+    assert np.isnan(phys[1].data[1, 500:600]).all()
+    np.testing.assert_allclose(phys[0].data, x[:, :1000], atol=float(raw[0].scale.max()))
+    assert WindowDataset(store, 10.0)[0].scale is None  # only raw windows carry them
+    # float stores and archives: their float samples, scale 1, offset 0
+    _, fstore, arch = sources
+    for src in (fstore, arch):
+        w = WindowDataset(src, 10.0, raw=True)[2]
+        assert w.data.dtype == np.float32 and np.all(w.scale == 1) and np.all(w.offset == 0)
+        np.testing.assert_array_equal(w.data, WindowDataset(src, 10.0)[2].data)

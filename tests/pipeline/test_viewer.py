@@ -87,6 +87,27 @@ def test_meta_and_tiles_match_the_store(server: Any, root: Path) -> None:
     assert info.value.code == 404
 
 
+def test_batched_tiles_are_the_single_tiles_back_to_back(server: Any) -> None:
+    meta = json.loads(_get(server.url + "api/meta?store=sub-01/a.zarr"))
+    lengths = meta["groups"][0]["lengths"]
+    base = server.url + "api/tile{}?store=sub-01/a.zarr&group=eeg_250hz&level={}&rows={}&tile{}"
+    for level in (0, 1, len(lengths) - 1):
+        last = (lengths[level] - 1) // TILE  # the last tile is usually partial
+        first = max(0, last - 2)
+        for rows in ("0-31", "3,5,9", "39"):
+            one = b"".join(_get(base.format("", level, rows, f"={k}"))
+                           for k in range(first, last + 1))
+            assert _get(base.format("s", level, rows, f"s={first}-{last}")) == one
+            assert _get(base.format("s", level, rows, f"s={first}-{last}")) == one  # cached
+    server.cache_bytes = 0  # evicting everything but the last chunk changes nothing
+    again = _get(base.format("s", 1, "0-31", "s=0-1"))
+    assert again == _get(base.format("", 1, "0-31", "=0")) + _get(base.format("", 1, "0-31", "=1"))
+    for bad in ("level=0&tiles=0-9999&rows=0", "level=0&tiles=5-2&rows=0"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            _get(server.url + "api/tiles?store=sub-01/a.zarr&group=eeg_250hz&" + bad)
+        assert info.value.code == 400
+
+
 def test_cli_view_prints_the_url(root: Path) -> None:
     import subprocess
     import sys
@@ -97,7 +118,9 @@ def test_cli_view_prints_the_url(root: Path) -> None:
         line = proc.stdout.readline() if proc.stdout else ""
         assert "2 store(s)" in line and "http://127.0.0.1:" in line
         url = line.split(" at ")[-1].strip()
-        assert b"viewer.js" in _get(url)
+        page = _get(url)  # the script inlined, the store list embedded
+        assert b"window.viewer" in page and b"BIOSIGIO_STORES" in page
+        assert b"window.viewer" in _get(url + "viewer.js")
     finally:
         proc.terminate()
         proc.wait(10)
@@ -126,6 +149,18 @@ def _plot_pixels(png: bytes) -> tuple[np.ndarray, np.ndarray]:
     return ink, red
 
 
+def _tiles_of(url: str) -> list[str]:
+    """The tiles one request asks for (``/api/tiles``: a run ``k0-k1``; ``/api/tile``: one)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.path.endswith("/api/tiles"):
+        k0, _, k1 = q["tiles"].partition("-")
+        return [f"{q['level']}/{k}" for k in range(int(k0), int(k1 or k0) + 1)]
+    return [f"{q['level']}/{q['tile']}"] if parts.path.endswith("/api/tile") else []
+
+
 def test_page_draws_pans_zooms_in_chromium(server: Any) -> None:
     sync_playwright = _browser()
     tiles: list[str] = []
@@ -135,7 +170,7 @@ def test_page_draws_pans_zooms_in_chromium(server: Any) -> None:
             page = browser.new_page(viewport={"width": 1200, "height": 700})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: tiles.append(r.url) if "/api/tile" in r.url else None)
+            page.on("request", lambda r: tiles.extend(_tiles_of(r.url)))
             page.goto(server.url + "#store=sub-01/a.zarr&t=0&w=300")
             first = page.evaluate("window.viewer.idle()")
             assert first["level"] >= 1 and first["rows"] == 32  # an envelope, one page

@@ -41,22 +41,29 @@
     return { n, min: out.subarray(0, per), max: level ? out.subarray(per, 2 * per) : out.subarray(0, per), bytes: buf.byteLength };
   }
 
-  function fetchTile(key, level, k, rows) {
-    if (S.inflight.has(key)) return S.inflight.get(key);
-    const url = "api/tile?store=" + encodeURIComponent(S.store) + "&group=" + encodeURIComponent(S.g.name) +
-      "&level=" + level + "&tile=" + k + "&rows=" + rowsKey(rows);
+  // one request per run of consecutive missing tiles (/api/tiles: the tiles' bodies back to
+  // back); each tile is cached on its own, so later views reuse any of them
+  function fetchTiles(run, level, rows) {
+    const g = S.g, rk = rowsKey(rows), k0 = run[0].k, k1 = run[run.length - 1].k;
+    const url = "api/tiles?store=" + encodeURIComponent(S.store) + "&group=" + encodeURIComponent(g.name) +
+      "&level=" + level + "&tiles=" + k0 + "-" + k1 + "&rows=" + rk;
     S.stats.requests++;
+    const per = (g.dtype === "int16" ? 2 : 4) * rows.length * (level ? 2 : 1);
     const p = fetch(url).then((r) => {
-      if (!r.ok) throw new Error("tile " + url + ": " + r.status);
+      if (!r.ok) throw new Error("tiles " + url + ": " + r.status);
       return r.arrayBuffer();
     }).then((buf) => {
+      S.stats.marks.tiles = performance.now();
       S.stats.bytes += buf.byteLength;
-      const t = decode(buf, level, rows);
-      S.cache.set(key, t);
-      if (S.cache.size > 3000) S.cache.delete(S.cache.keys().next().value);  // oldest first
-      return t;
-    }).finally(() => S.inflight.delete(key));
-    S.inflight.set(key, p);
+      let off = 0;
+      for (const t of run) {
+        const n = Math.min(S.tile, g.lengths[level] - t.k * S.tile) * per;
+        S.cache.set(t.key, decode(buf.slice(off, off + n), level, rows));
+        off += n;
+        if (S.cache.size > 3000) S.cache.delete(S.cache.keys().next().value);  // oldest first
+      }
+    }).finally(() => { for (const t of run) S.inflight.delete(t.key); });
+    for (const t of run) S.inflight.set(t.key, p);
     return p;
   }
 
@@ -101,8 +108,18 @@
     const missing = p.tiles.filter((t) => !S.cache.has(t.key));
     const t0 = performance.now();
     if (!missing.length) { draw(p, t0, 0); return; }
-    draw(p, t0, missing.length);  // what is cached now; the rest as it arrives
-    Promise.all(missing.map((t) => fetchTile(t.key, p.L, t.k, p.rows))).then(() => {
+    const waits = [], run = [];
+    const flush = () => { if (run.length) waits.push(fetchTiles(run.splice(0), p.L, p.rows)); };
+    for (const t of missing) {  // requests first, then the partial draw
+      if (S.inflight.has(t.key)) { flush(); waits.push(S.inflight.get(t.key)); continue; }
+      if (run.length && (t.k !== run[run.length - 1].k + 1 || run.length >= 16)) flush();
+      run.push(t);
+    }
+    flush();
+    // what is cached now, the rest as it arrives (the very first view: no empty frame)
+    if (S.stats.draws || missing.length < p.tiles.length) draw(p, t0, missing.length);
+    else status("loading\u2026");
+    Promise.all(waits).then(() => {
       if (gen === S.gen) draw(plan(), t0, 0);
     }).catch((e) => status("error: " + e.message));
   }
@@ -121,7 +138,36 @@
     return (day ? "+" + day + "d " : "") + s;
   }
 
+  // ---------------------------------------------------------------- raster
+  let _R = null;
+  function raster(dw, dh) {  // a cleared transparent ImageData of the plot (kept between draws)
+    if (!_R || _R.img.width !== dw || _R.img.height !== dh) {
+      const c = document.createElement("canvas"); c.width = dw; c.height = dh;
+      const img = new ImageData(dw, dh);
+      _R = { canvas: c, octx: c.getContext("2d"), img, px: new Uint32Array(img.data.buffer),
+        top: new Float32Array(dw), bot: new Float32Array(dw), mins: new Float32Array(0), maxs: new Float32Array(0) };
+    } else {
+      _R.px.fill(0);
+    }
+    return _R;
+  }
+
+  function span(top, bot, dw, xa, xb, ya, yb) {  // the pixels a segment crosses, per column
+    const Xa = Math.floor(xa), Xb = Math.floor(xb), dx = xb - xa;
+    for (let X = Math.max(Xa, 0); X <= Xb && X < dw; X++) {
+      let y0 = ya, y1 = yb;
+      if (dx > 0) {
+        const l = Math.max(xa, X), rr = Math.min(xb, X + 1);
+        y0 = ya + (yb - ya) * (l - xa) / dx; y1 = ya + (yb - ya) * (rr - xa) / dx;
+      }
+      const t = Math.min(y0, y1), b = Math.max(y0, y1);
+      if (t < top[X]) top[X] = t;
+      if (b > bot[X]) bot[X] = b;
+    }
+  }
+
   function draw(p, tReq, missing) {
+    S.stats.marks.draw = performance.now();
     const g = S.g, dpr = window.devicePixelRatio || 1;
     const W = canvas.clientWidth, H = canvas.clientHeight;
     if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
@@ -132,57 +178,76 @@
     const pw = plotW(), ph = H - TOP - BOTTOM, nr = Math.max(1, p.rows.length), band = ph / nr;
     const x = (t) => LEFT + (t - S.t0) / S.span * pw;
     drawEvents(x, ph);
-    // traces
-    ctx.save();
-    ctx.beginPath(); ctx.rect(LEFT, TOP, pw, ph); ctx.clip();
+    // traces: rasterised into one ImageData (device pixels, no anti-aliasing) and drawn
+    // with a single drawImage: stroking ~50k thick segments costs the canvas 0.5-3 s/frame
     const colT = p.f / g.rate, m = p.j1 - p.j0, used = [];
     let usedBytes = 0;
     for (const t of p.tiles) { const c = S.cache.get(t.key); used.push(c ? { k: t.k, c } : null); if (c) usedBytes += c.bytes; }
-    const mins = new Float32Array(m), maxs = new Float32Array(m);
+    const dw = Math.max(1, Math.round(pw * dpr)), dh = Math.max(1, Math.round(ph * dpr));
+    const R = raster(dw, dh);
+    const mins = R.mins.length >= m ? R.mins : (R.mins = new Float32Array(m));
+    const maxs = R.maxs.length >= m ? R.maxs : (R.maxs = new Float32Array(m));
+    const top = R.top, bot = R.bot, px = R.px;
+    const lineMode = p.L === 0 && m <= pw * 2;
+    const xs = dw * colT / S.span, x0 = dw * (g.t0 + p.j0 * colT - S.t0) / S.span;  // column i starts at x0 + i*xs
     for (let r = 0; r < p.rows.length; r++) {
-      mins.fill(NaN); maxs.fill(NaN);
+      mins.fill(NaN, 0, m); maxs.fill(NaN, 0, m);
       let lo = Infinity, hi = -Infinity;
       for (const u of used) {
         if (!u) continue;
         const a = Math.max(p.j0, u.k * S.tile), b = Math.min(p.j1, u.k * S.tile + u.c.n);
-        const off = r * u.c.n - u.k * S.tile;
+        const off = r * u.c.n - u.k * S.tile, mn = u.c.min, mx = u.c.max;
         for (let j = a; j < b; j++) {
-          const mn = u.c.min[off + j], mx = u.c.max[off + j];
-          mins[j - p.j0] = mn; maxs[j - p.j0] = mx;
-          if (mn < lo) lo = mn;
-          if (mx > hi) hi = mx;
+          const vn = mn[off + j], vx = mx[off + j];
+          mins[j - p.j0] = vn; maxs[j - p.j0] = vx;
+          if (vn < lo) lo = vn;
+          if (vx > hi) hi = vx;
         }
       }
-      const yc = TOP + band * (r + 0.5);
-      const mid = (lo + hi) / 2, half = Math.max((hi - lo) / 2, 1e-12) / S.gain;
-      const y = (v) => yc - (v - mid) / half * band * 0.45;
-      ctx.strokeStyle = r % 2 ? "#1f4e8c" : "#203040";
-      ctx.beginPath();
-      if (p.L === 0 && m <= pw * 2) {  // samples: a polyline (gaps at NaN)
-        let pen = false;
+      const yc = dpr * band * (r + 0.5), mid = (lo + hi) / 2;
+      const k = dpr * band * 0.45 / (Math.max((hi - lo) / 2, 1e-12) / S.gain);
+      top.fill(1e9); bot.fill(-1e9);
+      if (lineMode) {  // samples: a polyline through the column centres (gaps at NaN)
+        let pxa = NaN, pya = NaN;
         for (let i = 0; i < m; i++) {
           const v = mins[i];
-          if (v !== v) { pen = false; continue; }
-          const xi = x(g.t0 + (p.j0 + i) * colT);
-          if (pen) ctx.lineTo(xi, y(v)); else { ctx.moveTo(xi, y(v)); pen = true; }
+          if (v !== v) { pxa = NaN; continue; }
+          const xb = x0 + i * xs, yb = yc - (v - mid) * k;
+          if (pxa !== pxa) { span(top, bot, dw, xb, xb, yb, yb); } else { span(top, bot, dw, pxa, xb, pya, yb); }
+          pxa = xb; pya = yb;
         }
-        ctx.lineWidth = 1;
-      } else {  // min/max envelope: one vertical stroke per column, joined to its neighbour
-        const cw = pw * colT / S.span;
-        ctx.lineWidth = Math.max(1, cw);
-        let pt = NaN, pb = NaN;
+      } else {  // min/max envelope: each column's range over its pixels
         for (let i = 0; i < m; i++) {
-          if (mins[i] !== mins[i]) { pt = pb = NaN; continue; }
-          let top = y(maxs[i]), bot = y(mins[i]);
-          if (pt === pt) { top = Math.min(top, pb); bot = Math.max(bot, pt); }
-          const xi = x(g.t0 + (p.j0 + i + 0.5) * colT);
-          ctx.moveTo(xi, top); ctx.lineTo(xi, Math.max(bot, top + 1));
-          pt = y(maxs[i]); pb = y(mins[i]);
+          const vn = mins[i];
+          if (vn !== vn) continue;
+          const ya = yc - (maxs[i] - mid) * k, yb = yc - (vn - mid) * k;
+          const xa = x0 + i * xs;
+          let X = Math.floor(xa);
+          const X1 = Math.max(X + 1, Math.floor(xa + xs));
+          for (X = Math.max(X, 0); X < X1 && X < dw; X++) {
+            if (ya < top[X]) top[X] = ya;
+            if (yb > bot[X]) bot[X] = yb;
+          }
+        }
+        // join each pixel column to its neighbour so the envelope has no gaps
+        let pt = NaN, pb = NaN;
+        for (let X = 0; X < dw; X++) {
+          const t = top[X], b = bot[X];
+          if (t > b) { pt = pb = NaN; continue; }
+          if (pt === pt) { if (pb < t) top[X] = pb; if (pt > b) bot[X] = pt; }
+          pt = t; pb = b;
         }
       }
-      ctx.stroke();
+      const color = r % 2 ? 0xff8c4e1f : 0xff403020;  // #1f4e8c, #203040 (ABGR)
+      for (let X = 0; X < dw; X++) {
+        const t = top[X], b = bot[X];
+        if (t > b) continue;
+        const ya = Math.max(0, Math.round(t)), yb = Math.min(dh - 1, Math.max(Math.round(b), Math.round(t)));
+        for (let y = ya, i = ya * dw + X; y <= yb; y++, i += dw) px[i] = color;
+      }
     }
-    ctx.restore();
+    R.octx.putImageData(R.img, 0, 0);
+    ctx.drawImage(R.canvas, 0, 0, dw, dh, LEFT, TOP, pw, ph);
     // channel names and units
     ctx.fillStyle = "#222"; ctx.font = "12px system-ui, sans-serif"; ctx.textBaseline = "middle";
     for (let r = 0; r < p.rows.length; r++) {
@@ -205,11 +270,32 @@
       history.replaceState(null, "", "#store=" + encodeURIComponent(S.store) + "&group=" +
         encodeURIComponent(g.name) + "&t=" + S.t0.toFixed(3) + "&w=" + S.span.toPrecision(6));
     }
+    if (!missing && !S.eventsListed) { S.eventsListed = true; setTimeout(listEvents, 0); }
     const pages = Math.max(1, Math.ceil(S.sel.length / S.pageSize));
     $("pglabel").textContent = "ch " + (S.sel.length ? S.page * S.pageSize + 1 : 0) + "\u2013" +
       Math.min(S.sel.length, (S.page + 1) * S.pageSize) + " of " + S.sel.length + " (page " + (S.page + 1) + "/" + pages + ")";
     status(fmtClock(S.t0, S.span < 10 ? 0.5 : 1) + " + " + fmtSpan(S.span) + "  level " + p.L +
       (missing ? "  loading\u2026" : ""));
+  }
+
+  function listEvents() {  // the "jump to event" menu (up to 5000), filled in idle time
+    const ev = $("events"), E = S.meta.events, n = Math.min(E.onset.length, 5000), store = S.store;
+    ev.length = 1;
+    let i = 0;
+    const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 0));
+    const step = (deadline) => {
+      if (S.store !== store) return;  // another store opened meanwhile
+      const frag = document.createDocumentFragment();
+      do {
+        for (const end = Math.min(n, i + 200); i < end; i++) {
+          const o = document.createElement("option"); o.value = i;
+          o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; frag.appendChild(o);
+        }
+      } while (i < n && deadline.timeRemaining() > 4);
+      ev.appendChild(frag);
+      if (i < n) idle(step, { timeout: 1000 });
+    };
+    idle(step, { timeout: 1000 });
   }
 
   function fmtSpan(s) {
@@ -223,25 +309,34 @@
     if (!n) return;
     const tA = S.t0, tB = S.t0 + S.span;
     let i = lowerBound(ev.onset, tA - maxDur());
-    let lastText = -1e9, count = 0;
+    let lastText = -1e9, count = 0, lastMark = -1, sa = NaN, sb = NaN;
+    const right = LEFT + plotW();
     ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "alphabetic";
+    // durations: touching/overlapping spans merged into one shaded rectangle (a hypnogram
+    // is one rectangle, not thousands); markers: at most one per pixel column
+    const shade = () => {
+      if (sa === sa && sb > sa) { ctx.fillStyle = "rgba(230,140,20,0.07)"; ctx.fillRect(sa, TOP, sb - sa, ph); }
+    };
     for (; i < n && ev.onset[i] < tB; i++) {
       const on = ev.onset[i], du = ev.duration[i];
       if (on + du < tA) continue;
       const xa = x(on);
       if (du > 0) {
-        ctx.fillStyle = "rgba(230,140,20,0.07)";
-        ctx.fillRect(Math.max(LEFT, xa), TOP, Math.min(x(on + du), LEFT + plotW()) - Math.max(LEFT, xa), ph);
+        const a = Math.max(LEFT, xa), b = Math.min(x(on + du), right);
+        if (sa === sa && a <= sb + 0.5) sb = Math.max(sb, b); else { shade(); sa = a; sb = b; }
       }
-      if (xa >= LEFT && xa <= LEFT + plotW()) {
+      const xr = Math.round(xa);
+      if (xa >= LEFT && xa <= right && xr !== lastMark) {
         ctx.fillStyle = "rgba(200,40,40,0.85)";
-        ctx.fillRect(Math.round(xa), TOP, 1, ph);
+        ctx.fillRect(xr, TOP, 1, ph);
+        lastMark = xr;
         if (xa - lastText > 60 && count < 400) {
           ctx.fillText(ev.description[i].slice(0, 24), xa + 2, TOP - 4);
           lastText = xa; count++;
         }
       }
     }
+    shade();
   }
 
   let _maxDur = null;
@@ -274,7 +369,9 @@
 
   // ---------------------------------------------------------------- loading
   async function loadStores() {
-    const r = await getJSON("api/stores");
+    const h0 = hashParams(), pre = window.BIOSIGIO_STORES;  // embedded by the server
+    if (h0.store !== undefined && !S.metaPromise) S.metaPromise = { id: h0.store, p: getJSON("api/meta?store=" + encodeURIComponent(h0.store)) };
+    const r = pre || await getJSON("api/stores");
     S.stats.marks.stores = performance.now();
     S.stores = r.stores;
     const sel = $("store");
@@ -297,7 +394,9 @@
 
   async function openStore(id, h) {
     S.store = id; $("store").value = id; _maxDur = null; S.complete = false; S.gen++;
-    S.meta = await getJSON("api/meta?store=" + encodeURIComponent(id));
+    const mp = S.metaPromise && S.metaPromise.id === id ? S.metaPromise.p : null;
+    S.metaPromise = null;
+    S.meta = await (mp || getJSON("api/meta?store=" + encodeURIComponent(id)));
     S.tile = S.meta.tile;
     S.stats.marks.meta = performance.now();
     const st = S.meta.start_time;
@@ -305,14 +404,10 @@
     if (S.startMs !== null && isNaN(S.startMs)) S.startMs = null;
     const gs = $("group"); gs.innerHTML = "";
     S.meta.groups.forEach((g, i) => { const o = document.createElement("option"); o.value = i; o.textContent = g.name + " (" + g.channels.length + " ch)"; gs.appendChild(o); });
-    const ev = $("events"); ev.length = 1;
-    const E = S.meta.events;
-    for (let i = 0; i < E.onset.length && i < 5000; i++) {
-      const o = document.createElement("option"); o.value = i;
-      o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; ev.appendChild(o);
-    }
+    $("events").length = 1;
+    S.eventsListed = false;  // the event menu is filled after the first complete draw
     if (!S.meta.groups.length) {
-      S.g = null; S.complete = true; status("events-only store: nothing to draw");
+      S.g = null; S.complete = true; status("events-only store: nothing to draw"); listEvents();
       const w = S.waiters; S.waiters = []; w.forEach((f) => f(null)); return;
     }
     let gi = S.meta.groups.findIndex((g) => g.name === (h && h.group));
