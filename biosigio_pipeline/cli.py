@@ -120,7 +120,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             traceback.print_exception(exc, file=sys.stderr)
 
     res = convert(args.path, os.fspath(args.out), params, feather=not args.no_feather,
-                  progress=not args.quiet, on_error=failed)
+                  progress=not args.quiet, on_error=failed,
+                  each=args.warning_lines.reading)  # one warning line per recording
     for key, urls in res.outputs.items():
         print(f"{_show(key)}:")
         for name, url in urls.items():

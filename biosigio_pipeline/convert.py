@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -84,36 +85,49 @@ def sources_for(path: str | os.PathLike[str]) -> list[SourceRecording]:
 
 def convert(path: str | os.PathLike[str], out: str, params: ServingParams, *,
             feather: bool = True, progress: bool = True,
-            on_error: Callable[[str, BaseException], None] | None = None) -> ConvertResult:
-    """Convert every recording under ``path`` to ``out``; a failure skips that recording."""
+            on_error: Callable[[str, BaseException], None] | None = None,
+            each: Callable[[str], AbstractContextManager[Any]] | None = None) -> ConvertResult:
+    """Convert every recording under ``path`` to ``out``; a failure skips that recording.
+
+    ``each(url)``, when given, is a context entered around each recording's conversion (the
+    CLI groups each recording's warnings under its source file with it).
+    """
     sources = sources_for(path)
     n_steps = len(STEPS) - (0 if feather else 1)
     bar = ProgressBar(len(sources) * n_steps) if progress else None
     result = ConvertResult()
     for src in sources:
-        o = steps.Outputs(out, src.key)
-        done = 0
-        try:
-            src = replace(src, checksum=checksum(src))
-            rec = steps.load_source(src)
-            urls: dict[str, Any] = {}
-            for name, fn in _plan(rec, o, params, feather):
-                if bar:
-                    bar.update(f"{src.key}: {name}")
-                done += 1
-                urls[name] = fn()
-            if bar and done < n_steps:  # no preview step for an annotation-only recording
-                bar.update(f"{src.key}: done", advance=n_steps - done)
-            result.outputs[src.key] = {k: v for k, v in urls.items() if isinstance(v, str)}
-        except Exception as exc:  # report it and go on with the next recording
-            result.errors[src.key] = f"{type(exc).__name__}: {exc}"
-            if bar:
-                bar.update(f"{src.key}: FAILED", advance=n_steps - done)
-            if on_error:
-                on_error(src.key, exc)
+        with each(src.url) if each is not None else nullcontext():
+            _one(src, steps.Outputs(out, src.key), params, feather, bar, n_steps, result,
+                 on_error)
     if bar:
         bar.close()
     return result
+
+
+def _one(src: SourceRecording, o: steps.Outputs, params: ServingParams, feather: bool,
+         bar: ProgressBar | None, n_steps: int, result: ConvertResult,
+         on_error: Callable[[str, BaseException], None] | None) -> None:
+    """Convert one recording into ``result`` (its URLs, or the error that stopped it)."""
+    done = 0
+    try:
+        src = replace(src, checksum=checksum(src))
+        rec = steps.load_source(src)
+        urls: dict[str, Any] = {}
+        for name, fn in _plan(rec, o, params, feather):
+            if bar:
+                bar.update(f"{src.key}: {name}")
+            done += 1
+            urls[name] = fn()
+        if bar and done < n_steps:  # no preview step for an annotation-only recording
+            bar.update(f"{src.key}: done", advance=n_steps - done)
+        result.outputs[src.key] = {k: v for k, v in urls.items() if isinstance(v, str)}
+    except Exception as exc:  # report it and go on with the next recording
+        result.errors[src.key] = f"{type(exc).__name__}: {exc}"
+        if bar:
+            bar.update(f"{src.key}: FAILED", advance=n_steps - done)
+        if on_error:
+            on_error(src.key, exc)
 
 
 def _plan(rec: Any, o: steps.Outputs, params: ServingParams, feather: bool

@@ -298,3 +298,17 @@ def test_version(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
     assert __version__ in capsys.readouterr().out
+
+
+@pytest.mark.real_data
+@requires_serving
+def test_convert_groups_a_recordings_warnings_in_one_line(real_data: Path, tmp_path: Path,
+                                                          capsys) -> None:
+    """A BIDS recording whose sidecar warns: one line, under the recording's data file."""
+    ds = real_data / "bids" / "emg_TwoWristbands"
+    assert main(["convert", str(ds), "--out", str(tmp_path / "o"), "--quiet",
+                 "--no-feather"]) == 0
+    lines = _warning_lines(capsys.readouterr().err)
+    edf = ds / "sub-01" / "emg" / "sub-01_task-typing_emg.edf"
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {edf}: ")
+    assert "sub-01_task-typing_channels.tsv: " in lines[0]
