@@ -291,9 +291,9 @@ def _fmt(v: Any) -> str:
     return repr(v.item() if isinstance(v, np.generic) else v)
 
 
-def _sample_diff(label: str, a: np.ndarray, b: np.ndarray, tolerance: float,
-                 unit: str) -> Difference | None:
-    """The samples of one channel (the common length), exact (bits) or within tolerance."""
+def _sample_diff(a: np.ndarray, b: np.ndarray, tolerance: float) -> dict[str, Any] | None:
+    """How the samples of one channel differ (the common length), exact (bits) or within
+    tolerance: the numbers behind a ``samples`` Difference, or None when they do not."""
     n = min(a.size, b.size)
     a, b = a[:n], b[:n]
     if tolerance == 0 and a.dtype == b.dtype and a.tobytes() == b.tobytes():
@@ -316,13 +316,8 @@ def _sample_diff(label: str, a: np.ndarray, b: np.ndarray, tolerance: float,
     finite = diff[bad & np.isfinite(diff)]
     worst = float(finite.max()) if finite.size else math.nan
     i = int(idx[0])
-    unit_txt = f" {unit}" if unit else ""
-    return Difference(
-        "samples",
-        f"{label}: {idx.size} of {n} samples differ; max abs difference {worst:.6g}{unit_txt}, "
-        f"first at index {i}: {_fmt(a[i])} != {_fmt(b[i])}",
-        label, {"n_different": int(idx.size), "n_compared": n, "max_abs_diff": worst,
-                "first_index": i, "a": a[i], "b": b[i]})
+    return {"n_different": int(idx.size), "n_compared": n, "max_abs_diff": worst,
+            "first_index": i, "a": a[i], "b": b[i]}
 
 
 def _info_diff(label: str, ia: Mapping[str, Any], ib: Mapping[str, Any],
@@ -419,23 +414,16 @@ def _window(g: Any, labels: list[str], start: int, stop: int) -> dict[str, np.nd
     return out
 
 
-def _fold(label: str, acc: Difference | None, d: Difference | None, offset: int,
-           n_total: int) -> Difference | None:
-    """Fold one window's sample difference into the running one for the channel."""
-    if d is None:
-        if acc is not None:
-            acc.details["n_compared"] = n_total
-        return acc
-    det = dict(d.details)
-    det["first_index"] += offset
+def _fold(acc: dict[str, Any] | None, det: dict[str, Any] | None, offset: int,
+          n_total: int) -> dict[str, Any] | None:
+    """Fold one window's sample differences into the running ones for the channel."""
+    if det is None:
+        return acc if acc is None else {**acc, "n_compared": n_total}
     if acc is None:
-        det["n_compared"] = n_total
-        return Difference("samples", "", label, det)
-    old = acc.details
-    worst = np.fmax(old["max_abs_diff"], det["max_abs_diff"])
-    return Difference("samples", "", label, {**old, "n_different": old["n_different"]
-                                             + det["n_different"], "max_abs_diff": float(worst),
-                                             "n_compared": n_total})
+        return {**det, "first_index": det["first_index"] + offset, "n_compared": n_total}
+    return {**acc, "n_different": acc["n_different"] + det["n_different"],
+            "max_abs_diff": float(np.fmax(acc["max_abs_diff"], det["max_abs_diff"])),
+            "n_compared": n_total}
 
 
 def _windowed_sample_diffs(a: Recording, b: Recording, labels: list[str],
@@ -444,7 +432,7 @@ def _windowed_sample_diffs(a: Recording, b: Recording, labels: list[str],
     pairs: dict[tuple[str, str], list[str]] = {}
     for label in labels:
         pairs.setdefault((a.grid_of(label).key, b.grid_of(label).key), []).append(label)
-    found: dict[str, Difference | None] = dict.fromkeys(labels)
+    found: dict[str, dict[str, Any] | None] = dict.fromkeys(labels)
     for (ka, kb), labs in pairs.items():
         ga, gb = a.grids[ka], b.grids[kb]
         n = min(ga.n_samples, gb.n_samples)
@@ -457,15 +445,12 @@ def _windowed_sample_diffs(a: Recording, b: Recording, labels: list[str],
                     ca, cb = ga.calibration(lab), gb.calibration(lab)
                     xa = xa if ca is None else ca.apply(xa)
                     xb = xb if cb is None else cb.apply(xb)
-                unit = "" if exact[lab] else str(a.channels[lab].get("physical_dimension")
-                                                 or "")
-                d = _sample_diff(lab, xa, xb, 0.0 if exact[lab] else tolerance, unit)
-                found[lab] = _fold(lab, found[lab], d, s, n)
+                d = _sample_diff(xa, xb, 0.0 if exact[lab] else tolerance)
+                found[lab] = _fold(found[lab], d, s, n)
     out: dict[str, Difference] = {}
-    for lab, d in found.items():
-        if d is None:
+    for lab, det in found.items():
+        if det is None:
             continue
-        det = d.details
         what = "stored integers differ" if exact[lab] else "samples differ"
         unit = "" if exact[lab] else str(a.channels[lab].get("physical_dimension") or "")
         unit_txt = f" {unit}" if unit else ""
