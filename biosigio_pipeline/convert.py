@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -108,20 +110,40 @@ def convert(path: str | os.PathLike[str], out: str, params: ServingParams, *,
 def _one(src: SourceRecording, o: steps.Outputs, params: ServingParams, feather: bool,
          bar: ProgressBar | None, n_steps: int, result: ConvertResult,
          on_error: Callable[[str, BaseException], None] | None) -> None:
-    """Convert one recording into ``result`` (its URLs, or the error that stopped it)."""
+    """Convert one recording into ``result`` (its URLs, or the error that stopped it).
+
+    The archives and the store are written at the same time (the archives in a second
+    thread): each writer streams the lazy source window by window, the encoders release the
+    GIL, and so the two cores both work. The preview follows the store it is drawn from.
+    """
     done = 0
-    try:
-        src = replace(src, checksum=checksum(src))
-        rec = steps.load_source(src)
-        urls: dict[str, Any] = {}
-        for name, fn in _plan(rec, o, params, feather):
+    lock = threading.Lock()
+
+    def run(name: str, fn: Callable[[], Any]) -> Any:
+        nonlocal done
+        with lock:
             if bar:
                 bar.update(f"{src.key}: {name}")
             done += 1
-            urls[name] = fn()
+        return fn()
+
+    try:
+        src = replace(src, checksum=checksum(src))
+        rec = steps.load_source(src)
+        urls: dict[str, Any] = {"import": run("import", lambda: rec.metadata.get("source_file"))}
+        archives, store = _plan(rec, o, params, feather)
+        with ThreadPoolExecutor(1, thread_name_prefix="archives") as pool:
+            side = pool.submit(lambda: {name: run(name, fn) for name, fn in archives})
+            try:
+                for name, fn in store:
+                    urls[name] = run(name, fn)
+            finally:
+                wait([side])  # never leave a writer running behind a failure
+            urls.update(side.result())
         if bar and done < n_steps:  # no preview step for an annotation-only recording
             bar.update(f"{src.key}: done", advance=n_steps - done)
-        result.outputs[src.key] = {k: v for k, v in urls.items() if isinstance(v, str)}
+        result.outputs[src.key] = {k: urls[k] for k in STEPS  # in step order
+                                   if isinstance(urls.get(k), str)}
     except Exception as exc:  # report it and go on with the next recording
         result.errors[src.key] = f"{type(exc).__name__}: {exc}"
         if bar:
@@ -131,15 +153,15 @@ def _one(src: SourceRecording, o: steps.Outputs, params: ServingParams, feather:
 
 
 def _plan(rec: Any, o: steps.Outputs, params: ServingParams, feather: bool
-          ) -> Sequence[tuple[str, Callable[[], Any]]]:
-    plan: list[tuple[str, Callable[[], Any]]] = [
-        ("import", lambda: rec.metadata.get("source_file")),
-        ("parquet", lambda: steps.write_archive(rec, o.parquet, "parquet")),
-    ]
+          ) -> tuple[Sequence[tuple[str, Callable[[], Any]]],
+                     Sequence[tuple[str, Callable[[], Any]]]]:
+    """The archive steps and the store steps (store, then its preview), run side by side."""
+    archives: list[tuple[str, Callable[[], Any]]] = [
+        ("parquet", lambda: steps.write_archive(rec, o.parquet, "parquet"))]
     if feather:
-        plan.append(("feather", lambda: steps.write_archive(rec, o.feather, "feather")))
-    plan.append(("zarr", lambda: steps.write_store(rec, o.store, params)))
+        archives.append(("feather", lambda: steps.write_archive(rec, o.feather, "feather")))
+    store: list[tuple[str, Callable[[], Any]]] = [
+        ("zarr", lambda: steps.write_store(rec, o.store, params))]
     if rec.n_channels:  # an annotation-only recording's events-only store has nothing to draw
-        plan.append(("preview",
-                     lambda: (steps.write_preview(o.store, o.preview), o.preview)[1]))
-    return plan
+        store.append(("preview", lambda: (steps.write_preview(o.store, o.preview), o.preview)[1]))
+    return archives, store

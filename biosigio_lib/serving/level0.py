@@ -1,8 +1,9 @@
 """Level 0 of each channel group: planning, a range-measuring pass, and shard blocks.
 
 ``plan_groups`` groups channels by (modality, grid) and picks each group's exact ratio and
-filter; ``gather`` filters once to measure every channel's finite range and non-finite counts;
-``shard_block`` filters again, one shard at a time, and quantises (or casts) for storage.
+filter; ``gather`` finds every channel's range and non-finite counts (from the calibration
+alone for calibrated <= 16-bit sources, else by filtering once to measure them);
+``shard_block`` filters, one shard at a time, and quantises (or casts) for storage.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..calibration import to_physical
 from ..channels import DISCRETE_TYPES
 from ..errors import UnrepresentableValueError
 from . import layout
@@ -66,6 +68,31 @@ def _finite_absmax(src: Source) -> np.ndarray:
         a[~np.isfinite(a)] = 0.0
         np.maximum(out, a.max(axis=1, initial=0.0), out=out)
     return out
+
+
+def _calibrated_range(src: Source, plan: FilterPlan) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per row: bounds of the filtered physical values, from the calibration alone, or None.
+
+    Holds when every row is a calibrated integer of at most 16 bits without a missing-value
+    code (EDF, most WFDB formats): the source lies within the calibration of its type's range
+    ``[lo, hi]``, and a branch with positive tap sum ``P`` and negative sum ``N`` (``P + N =
+    1``) maps it into ``[P lo + N hi, P hi + N lo]``. The int16 quantum is then at most the
+    filter's L1 norm times the source's own quantum, and the measuring pass is skipped.
+    """
+    lo = np.zeros(src.n_ch)
+    hi = np.zeros(src.n_ch)
+    for arr, _, pos, cals in src.parts:
+        if (cals is None or arr.dtype.kind not in "iu" or arr.dtype.itemsize > 2
+                or any(c.missing is not None for c in cals)):
+            return None
+        info = np.iinfo(arr.dtype)
+        ends = to_physical(np.array([[info.min, info.max]] * len(cals), dtype=np.int64), cals)
+        lo[pos], hi[pos] = ends.min(axis=1), ends.max(axis=1)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        return None
+    pos_sum = max(float(t[t > 0].sum()) for _, t in plan.branches)
+    neg_sum = min(float(t[t < 0].sum()) for _, t in plan.branches)
+    return pos_sum * lo + neg_sum * hi, pos_sum * hi + neg_sum * lo
 
 
 def _refuse(group: str, labels: list[str], bad: np.ndarray, absmax: np.ndarray,
@@ -236,6 +263,15 @@ def gather(gp: GroupPlan, params: ServingParams, pool: ThreadPoolExecutor,
                               f"overflow (limit {FILTER_ABS_LIMIT:.3g})",
                               "set the modality's rate cap to None (keep the native rate)")
             ref = reference_values(rs.src)
+            bounds = _calibrated_range(rs.src, plan) if buffer_dtype is None else None
+            if bounds is not None:  # no measuring pass: the calibration bounds the output
+                st.refs[idx] = ref
+                st.ref[rs.pos] = ref if int16 else 0.0
+                st.filtered[rs.pos] = True
+                st.integer[rs.pos] = False
+                rel = ref if int16 else np.zeros(k)
+                st.vmin[rs.pos], st.vmax[rs.pos] = bounds[0] - rel, bounds[1] - rel
+                continue
             buf = None if buffer_dtype is None else np.empty((k, n_out), dtype=buffer_dtype)
             head: list[tuple[int, np.ndarray]] = []
 

@@ -1,7 +1,8 @@
 """``write_zarr``: a Recording to a biosigio 1.2 Zarr v3 serving store, complete or absent.
 
-Per (modality, grid) group (see :mod:`.level0`): a first filtering pass measures each
-channel's range; then level 0 is filtered again, quantised and written shard by shard (the
+Per (modality, grid) group (see :mod:`.level0`): each channel's range comes from its
+calibration (calibrated <= 16-bit sources) or a first filtering pass that measures it; then
+level 0 is filtered, quantised and written shard by shard (the
 next shard is computed while the previous one is compressed), feeding the min/max pyramid on
 the way, so memory stays at a few shards. The root attrs, which make the store valid, are
 written last; a local store is built under a temporary name and renamed into place.

@@ -17,6 +17,7 @@ def test_defaults_match_the_spec() -> None:
     assert (p.dtype, p.view_factor, p.view_max_samples, p.max_view_levels) == (
         "int16", 4, 512, 12)
     assert (p.chunk_seconds, p.shard_seconds, p.compressor) == (4.0, 300.0, "zstd")
+    assert (p.clevel, p.shuffle) == (5, "bitshuffle")
     assert p.cap_for("eeg") == 250.0 and p.cap_for("ECG") is None
 
 
@@ -63,7 +64,7 @@ def test_version_changes_with_every_parameter() -> None:
         base.replace(view_max_samples=256), base.replace(max_view_levels=3),
         base.replace(view_chunk_columns=512), base.replace(chunk_seconds=2.0),
         base.replace(shard_seconds=600.0), base.replace(compressor="lz4"),
-        base.replace(clevel=1), base.replace(shuffle="bitshuffle"),
+        base.replace(clevel=1), base.replace(shuffle="shuffle"),
         base.replace(filter_window="hamming"), base.replace(filter_beta=8.0),
         base.replace(filter_half_width=20), base.replace(max_ratio_denominator=100),
         base.replace(rate_caps={"EEG": 500}), base.replace(rate_caps={"ECG": 250}),
