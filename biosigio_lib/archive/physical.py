@@ -230,8 +230,9 @@ def _grid_polars(lay: TableLayout) -> pl.LazyFrame:
     import polars as pl
 
     row = "__biosigio_row__"
-    frame = (pl.scan_parquet(lay.path, row_index_name=row) if lay.kind == "parquet"
-             else pl.scan_ipc(lay.path, row_index_name=row))
+    # glob=False: the path is a file name, not a pattern (folders may be named "run[1]")
+    frame = (pl.scan_parquet(lay.path, row_index_name=row, glob=False) if lay.kind == "parquet"
+             else pl.scan_ipc(lay.path, row_index_name=row, glob=False))
 
     def const(value: float) -> pl.Expr:
         # Polars turns division by a literal into multiplication by its reciprocal, which is
@@ -389,9 +390,14 @@ def _spark_source(spark: SparkSession, lay: TableLayout,
                     f"Spark cannot read {url.partition(':')[0]}:// URLs: hadoop-aws (matching "
                     "Spark's Hadoop) is not on its classpath; add it (spark.jars.packages) or "
                     "use reader='arrow'", path=lay.path)
-        return (spark.read.options(**options).parquet(url)
+        return (spark.read.options(**options).parquet(_hadoop_literal(url))
                 .select("*", F.col("_metadata.row_index").alias(_ROW)))
     return spark.createDataFrame(_arrow_table(lay, storage_options))
+
+
+def _hadoop_literal(path: str) -> str:
+    """``path`` with Hadoop's glob characters escaped: Spark globs the paths it reads."""
+    return "".join("\\" + ch if ch in "\\[]{}*?" else ch for ch in path)
 
 
 def _arrow_table(lay: TableLayout, storage_options: Mapping[str, Any] | None) -> pa.Table:
