@@ -373,8 +373,6 @@ def _grid_spark(spark: SparkSession, lay: TableLayout,
 def _spark_source(spark: SparkSession, lay: TableLayout,
                   storage_options: Mapping[str, Any] | None, reader: str) -> SparkDataFrame:
     """The stored columns of one table plus its row number, read by Spark or via Arrow."""
-    from pyspark.sql import functions as F
-
     remote = "://" in lay.path
     use_spark = reader == "spark" or (reader == "auto" and lay.kind == "parquet" and (
         not remote or _spark_has_s3a(spark)))
@@ -390,8 +388,10 @@ def _spark_source(spark: SparkSession, lay: TableLayout,
                     f"Spark cannot read {url.partition(':')[0]}:// URLs: hadoop-aws (matching "
                     "Spark's Hadoop) is not on its classpath; add it (spark.jars.packages) or "
                     "use reader='arrow'", path=lay.path)
-        return (spark.read.options(**options).parquet(_hadoop_literal(url))
-                .select("*", F.col("_metadata.row_index").alias(_ROW)))
+        frame = spark.read.options(**options).parquet(_hadoop_literal(url))
+        # metadataColumn, not col("_metadata"): a channel may be called "_metadata"
+        return frame.select("*", frame.metadataColumn("_metadata")
+                            .getField("row_index").alias(_ROW))
     return spark.createDataFrame(_arrow_table(lay, storage_options))
 
 

@@ -22,6 +22,8 @@ from biosigio_lib.testing import synthetic_recording
 from tests.conftest import S3Server
 from tests.lib.archive.test_engines import _multi_compact, _multi_float
 
+pytestmark = pytest.mark.spark
+
 
 def _java() -> str | None:
     home = os.environ.get("JAVA_HOME")
@@ -96,7 +98,7 @@ def test_a_compact_file_gives_physical_values_and_time(spark: Any, tmp_path: Pat
     rng = np.random.default_rng(3)
     dig = rng.integers(-2000, 2000, (3, 2001)).astype(np.int16)
     dig[2, 11] = -32768
-    rec.add_channels(["A", "b.dot", "Ünï time"], dig, 1000.5, "uV", "EEG", t0=0.375,
+    rec.add_channels(["_metadata", "b.dot", "Ünï time"], dig, 1000.5, "uV", "EEG", t0=0.375,
                      calibration=[Calibration.edf(-3276.8, 3276.7, -32768, 32767),
                                   Calibration(gain=0.1, baseline=-3.0),
                                   Calibration.wfdb(200.3, 1024, -32768)])
