@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,18 @@ from tests.lib.archive.test_engines import _multi_compact, _multi_float
 pytestmark = pytest.mark.spark
 
 
-def _java() -> str | None:
+def _java_major() -> int | None:
+    """The major version of the Java that Spark would start (JAVA_HOME, else PATH)."""
     home = os.environ.get("JAVA_HOME")
-    if home and Path(home, "bin", "java").exists():
-        return str(Path(home, "bin", "java"))
-    return shutil.which("java")
+    java = str(Path(home, "bin", "java")) if home else shutil.which("java")
+    if java is None or not Path(java).exists():
+        return None
+    text = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', text)
+    if found is None:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +46,10 @@ def spark() -> Iterator[Any]:
     """One small local Spark session for the module (1 core, no UI, 1 shuffle partition)."""
     if importlib.util.find_spec("pyspark") is None:
         pytest.skip("pyspark is not installed (uv sync installs the dev group)")
-    if _java() is None:
-        pytest.skip("no Java runtime (Spark needs Java 17+: set JAVA_HOME or put java on PATH)")
+    major = _java_major()
+    if major is None or major < 17:
+        pytest.skip(f"Spark needs Java 17+ (found: {major or 'none'}); set JAVA_HOME or put "
+                    "java on PATH")
     from pyspark.sql import SparkSession
 
     session = (SparkSession.builder.master("local[1]").appName("biosigio-tests")
