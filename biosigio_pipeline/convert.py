@@ -112,9 +112,9 @@ def _one(src: SourceRecording, o: steps.Outputs, params: ServingParams, feather:
          on_error: Callable[[str, BaseException], None] | None) -> None:
     """Convert one recording into ``result`` (its URLs, or the error that stopped it).
 
-    The archives and the store are written at the same time (the archives in a second
-    thread): each writer streams the lazy source window by window, the encoders release the
-    GIL, and so the two cores both work. The preview follows the store it is drawn from.
+    The archives and the store are written at the same time (each archive in a thread of
+    its own): each writer streams the lazy source window by window and the encoders release
+    the GIL, so every core works. The preview follows the store it is drawn from.
     """
     done = 0
     lock = threading.Lock()
@@ -132,14 +132,14 @@ def _one(src: SourceRecording, o: steps.Outputs, params: ServingParams, feather:
         rec = steps.load_source(src)
         urls: dict[str, Any] = {"import": run("import", lambda: rec.metadata.get("source_file"))}
         archives, store = _plan(rec, o, params, feather)
-        with ThreadPoolExecutor(1, thread_name_prefix="archives") as pool:
-            side = pool.submit(lambda: {name: run(name, fn) for name, fn in archives})
+        with ThreadPoolExecutor(len(archives), thread_name_prefix="archive") as pool:
+            side = [pool.submit(run, name, fn) for name, fn in archives]
             try:
                 for name, fn in store:
                     urls[name] = run(name, fn)
             finally:
-                wait([side])  # never leave a writer running behind a failure
-            urls.update(side.result())
+                wait(side)  # never leave a writer running behind a failure
+            urls.update({name: f.result() for (name, _), f in zip(archives, side)})
         if bar and done < n_steps:  # no preview step for an annotation-only recording
             bar.update(f"{src.key}: done", advance=n_steps - done)
         result.outputs[src.key] = {k: urls[k] for k in STEPS  # in step order
