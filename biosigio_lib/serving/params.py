@@ -19,7 +19,8 @@ __all__ = ["ALGORITHM_VERSION", "DEFAULT_RATE_CAPS", "ServingParams"]
 
 #: Bumped whenever the writer's numerics change in a way the parameters do not capture.
 ALGORITHM_VERSION = 3  # 2: level-0 ratio rounded down, never above the cap; 3: int16
-#: scales of calibrated <= 16-bit sources from their calibration (no measuring pass)
+#: scales of calibrated <= 16-bit sources from their calibration (no measuring pass),
+#: calibrated integers filtered in digital units, Blosc bit shuffle by default
 
 #: Level-0 rate cap per modality (Hz); modalities not listed keep their native rate.
 DEFAULT_RATE_CAPS: Mapping[str, float] = MappingProxyType(

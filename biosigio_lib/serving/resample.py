@@ -9,6 +9,9 @@ value (no ringing on offsets); values are referenced to a per-channel constant b
 float arithmetic. Non-finite inputs are filled (hold last value) before filtering, and only
 the output samples whose bin holds a non-finite input are marked NaN (no smearing). The
 branch filters run as stacked BLAS mat-vec products over all channels of a time block.
+Calibrated integer sources are filtered in digital units (relative to the reference in them)
+and the output is scaled once: the filter is linear with unit DC gain, and so the physical
+input is never materialised.
 """
 
 from __future__ import annotations
@@ -60,6 +63,23 @@ class Source:
         self.parts = parts
         self.n_ch = n_ch
         self.n_in = n_in
+        self.affine = self._affine()
+
+    def _affine(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per row ``(gain, baseline, divide)`` when every row is a calibrated integer
+        without a missing code (filtering may then run on the digital values), else None."""
+        if not self.parts:
+            return None
+        gain, base, divide = np.ones(self.n_ch), np.zeros(self.n_ch), np.zeros(self.n_ch, bool)
+        for arr, _, pos, cals in self.parts:
+            if cals is None or arr.dtype.kind not in "iu" or any(
+                    c.missing is not None or not (np.isfinite(c.gain) and c.gain != 0
+                                                  and np.isfinite(c.baseline)) for c in cals):
+                return None
+            gain[pos] = [c.gain for c in cals]
+            base[pos] = [c.baseline for c in cals]
+            divide[pos] = [c.divide for c in cals]
+        return gain, base, divide
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -88,6 +108,16 @@ class Source:
               cols: slice) -> np.ndarray:
         raw = arr[:, cols] if rows is None else arr[rows, cols]
         return raw if cals is None else to_physical(raw, cals)
+
+    def get_digital(self, start: int, stop: int) -> np.ndarray:
+        """Stored integers ``[start, stop)`` of every row (only when :attr:`affine`)."""
+        if len(self.parts) == 1 and self.parts[0][1] is None:
+            return np.asarray(self.parts[0][0][:, start:stop])
+        dtype = np.result_type(*[p[0].dtype for p in self.parts])
+        out = np.empty((self.n_ch, stop - start), dtype=dtype)
+        for arr, rows, pos, _ in self.parts:
+            out[pos] = arr[:, start:stop] if rows is None else arr[rows, start:stop]
+        return out
 
     def get(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` of every row of the group."""
@@ -271,7 +301,12 @@ def _segment(src: Source, a: int, b: int, ref: np.ndarray, dtype: np.dtype[Any],
     lo, hi = max(a, 0), min(b, src.n_in)
     seg = np.empty((ref.shape[0], b - a), dtype=dtype)
     mid = seg[:, lo - a: hi - a]
-    np.subtract(src.get(lo, hi), ref[:, None], out=mid, casting="unsafe")
+    if src.affine is not None and not fill:  # digital units, relative to ref in them
+        gain, base, divide = src.affine
+        ref_d = base + np.where(divide, ref * gain, ref / gain)
+        np.subtract(src.get_digital(lo, hi), ref_d[:, None], out=mid, casting="unsafe")
+    else:
+        np.subtract(src.get(lo, hi), ref[:, None], out=mid, casting="unsafe")
     mask = None
     if fill:
         mask = ~np.isfinite(mid)
@@ -319,6 +354,12 @@ def resample_block(src: Source, plan: FilterPlan, ref: np.ndarray, q0: int, q1: 
     seg, _ = _segment(src, a, b, ref, dt, fill=False)
     with np.errstate(invalid="ignore", over="ignore"):
         out = _apply(seg, plan, q0, nq, a)[:, : k1 - k0]
+    if src.affine is not None:  # filtered digital values -> physical (the filter is linear)
+        gain, _, divide = src.affine
+        if divide.any():
+            out[divide] /= gain[divide, None].astype(dt)
+        if not divide.all():
+            out[~divide] *= gain[~divide, None].astype(dt)
     n_ch = out.shape[0]
     mask = None
     if src.dtype.kind == "f" and not np.isfinite(out).all():
