@@ -83,6 +83,40 @@ def test_convert_an_annotation_only_file(tmp_path: Path) -> None:
     assert Recording.from_file(outputs["zarr"]).events["description"].tolist() == ["a", "b"]
 
 
+@requires_serving
+def test_convert_writers_run_side_by_side_and_a_failed_one_is_reported(
+        sample_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """Archives and store are written at once; a failing store leaves whole archives, the
+    recording is reported as failed, and no writer is still running when convert returns."""
+    import threading
+
+    from biosigio_lib.serving import ServingParams
+    from biosigio_pipeline import convert as conv
+    from biosigio_pipeline import steps
+
+    seen: set[str] = set()
+    real_archive = steps.write_archive
+
+    def archive(rec, url, container, *a, **k):  # type: ignore[no-untyped-def]
+        seen.add(threading.current_thread().name)
+        return real_archive(rec, url, container, *a, **k)
+
+    def store(*a, **k):  # type: ignore[no-untyped-def]
+        seen.add(threading.current_thread().name)
+        raise RuntimeError("store failed on purpose")
+
+    monkeypatch.setattr(steps, "write_archive", archive)
+    monkeypatch.setattr(steps, "write_store", store)
+    before = threading.active_count()
+    src = sample_root / "wfdb_demo"
+    res = conv.convert(src, str(tmp_path / "o"), ServingParams(), progress=False)
+    assert res.errors and all("store failed on purpose" in e for e in res.errors.values())
+    assert threading.active_count() == before
+    assert threading.main_thread().name in seen and len(seen) >= 3  # main + 2 archive threads
+    for key in res.errors:  # the archives finished whole next to the failed store
+        assert Recording.from_file(tmp_path / "o" / "archive" / "parquet" / f"{key}.parquet")
+
+
 def test_convert_reports_failures(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "data" / "broken.edf"
     bad.parent.mkdir()
