@@ -273,3 +273,43 @@ def test_edge_cases_empty_grid_offset_grid_and_inf(tmp_path: Path, dtype: str) -
     np.testing.assert_array_equal(c, expect)
     assert np.isnan(b.events["duration"].iloc[0])
     assert serving.verify_level0(rec, out)["ok"]
+
+
+def test_direct_metadata_reads_match_zarr(store: str) -> None:
+    """Layouts and events read from the ``zarr.json`` documents alone equal zarr's."""
+    from biosigio_lib._fs import resolve
+    from biosigio_lib.serving._fastread import ShardLayout, read_json, read_small_array
+    from biosigio_lib.serving.reader import _events, _events_direct, _open_root
+
+    rec = mixed_recording(6.0)
+    rec.add_events([1.0, 2.0], [0.5, float("nan")], ["a\udcff", "b"])  # surrogate, NaN
+    for dtype in ("int16", "float32"):
+        url = rec.to_zarr(f"{store}.{dtype}", dtype=dtype, chunk_seconds=1.0,
+                          shard_seconds=3.0)
+        loc = resolve(url)
+        root, _ = _open_root(url, None)
+        for name in serving.list_groups(url):
+            a0 = root[f"{name}/0"]
+            doc = read_json(loc.child(name).child("0"))
+            got, want = ShardLayout.from_doc(doc), ShardLayout.of(a0)
+            assert got is not None and want is not None
+            assert (got.shape, got.shard, got.chunk, got.dtype) == \
+                (want.shape, want.shard, want.chunk, want.dtype)
+            assert got.fill == want.fill or (np.isnan(got.fill) and np.isnan(want.fill))
+            assert [got.key(j) for j in range(3)] == [want.key(j) for j in range(3)]
+            view = read_json(loc.child(name).child("view").child("1"))
+            assert ShardLayout.from_doc(view) is None  # 3-D, unsharded: zarr's
+        for col in ("onset", "duration", "code"):
+            arr = read_small_array(loc.child("events").child(col),
+                                   read_json(loc.child("events").child(col)))
+            assert arr is not None
+            np.testing.assert_array_equal(arr, root[f"events/{col}"][...])
+        ok, ev = _events_direct(loc)
+        assert ok
+        pd_testing = pytest.importorskip("pandas").testing
+        pd_testing.assert_frame_equal(ev, _events(root, None, None))
+    empty = Recording()
+    empty.add_channel("X", np.zeros(100), 10.0, "uV", "EEG")
+    url = empty.to_zarr(f"{store}.noev")
+    assert _events_direct(resolve(url)) == (True, None)
+    assert read_json(resolve(url).child("absent")) is None
