@@ -17,6 +17,7 @@ Reads touch only the chunks holding a tile. See ``docs/viewer.md``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -40,7 +41,8 @@ TILE = 256
 MAX_TILES = 64
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/index.html": ("index.html", "text/html; charset=utf-8"),
-           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
+           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
+           "/boot.js": ("boot.js", "text/javascript; charset=utf-8")}
 
 
 def _is_store(fs: Any, path: str) -> bool:
@@ -105,6 +107,7 @@ class ViewerServer(ThreadingHTTPServer):
         self.stores = find_stores(target, storage_options)
         self._groups: dict[tuple[str, str], _Group] = {}
         self._meta: dict[str, bytes] = {}
+        self._names: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         #: decoded view-level chunks kept (bytes); 0 keeps only the last one
         self.cache_bytes = 256 << 20
@@ -120,16 +123,16 @@ class ViewerServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/"
 
     def page(self) -> bytes:
-        """``index.html`` with the script inlined and the store list embedded (no round
-        trips before the page asks for a store's metadata)."""
-        static = resources.files(__package__).joinpath("static")
-        html = static.joinpath("index.html").read_text("utf-8")
-        script = static.joinpath("viewer.js").read_text("utf-8")
+        """``index.html`` with the scripts inlined and the store list embedded: the page's
+        head asks for the store's metadata before the browser parses the main script."""
+        html, script, boot = _static_texts()
         self.stores = find_stores(self.target, self.storage_options)
         listing = json.dumps({"target": self.target, "stores": list(self.stores)})
-        inline = (f"<script>window.BIOSIGIO_STORES = {_no_close(listing)};</script>\n"
-                  f"<script>\n{_no_close(script)}</script>")
-        return html.replace('<script src="viewer.js"></script>', inline).encode()
+        head = (f"<script>window.BIOSIGIO_STORES = {_no_close(listing)};\n"
+                f"{_no_close(boot)}</script>")
+        html = html.replace('<script src="boot.js"></script>', head)
+        return html.replace('<script src="viewer.js"></script>',
+                            f"<script>\n{_no_close(script)}</script>").encode()
 
     def _view(self, sid: str, g: _Group, level: int, rows: list[int], j0: int,
               j1: int) -> np.ndarray:
@@ -229,6 +232,45 @@ class ViewerServer(ThreadingHTTPServer):
             self._meta[sid] = body
         return body
 
+    def first(self, sid: str, group: str | None, t: str | None, w: str | None, px: float,
+              per_page: int) -> tuple[dict[str, str], bytes] | None:
+        """The first view's tiles as the page will plan them (same view clamp, level choice
+        and tile range as ``viewer.js``) for a plot ``px`` CSS pixels wide and the first
+        ``per_page`` channels: ``(headers, body)``, or None when there is nothing to draw."""
+        names = self._names.get(sid)
+        if names is None:
+            from ..serving.reader import _group_names, _open_root
+
+            names = self._names[sid] = _group_names(
+                _open_root(self.store_url(sid), self.storage_options)[0])
+        if not names:
+            return None
+        name = group if group in names else names[0]
+        g = self.group(sid, name)
+        sg = g.sg
+        rate, t0, dur = sg.rate, sg.t0, sg.n_samples / sg.rate
+        span = float(w) if w else min(30.0, dur)
+        start = float(t) if t else t0
+        if not (math.isfinite(span) and math.isfinite(start)):
+            raise ValueError("t and w must be finite seconds")
+        span = min(max(span, 8 / rate), max(dur * 1.02, 8 / rate))  # clampView()
+        start = min(max(start, t0 - span * 0.5), t0 + dur - span * 0.5)
+        ds = int(sg.attrs.get("view_downsample", 4))
+        level = 0  # pickLevel(): the coarsest level with at least half a column per pixel
+        while level + 1 < len(g.lengths) and span * rate / ds ** (level + 1) >= px / 2:
+            level += 1
+        f, n = ds ** level, g.lengths[level]
+        j0 = max(0, math.floor((start - t0) * rate / f))
+        j1 = min(n, math.ceil((start + span - t0) * rate / f))
+        n_rows = min(per_page, len(sg.labels))
+        if j1 <= j0 or n_rows < 1:
+            return None
+        k0, k1 = j0 // TILE, (j1 - 1) // TILE
+        k1 = min(k1, k0 + MAX_TILES - 1)
+        body = self.tiles(sid, name, level, k0, k1, list(range(n_rows)))
+        return {"X-Group": name, "X-Level": str(level), "X-Tiles": f"{k0}-{k1}",
+                "X-Rows": f"0-{n_rows - 1}"}, body
+
     def tile(self, sid: str, name: str, level: int, k: int, rows: list[int]) -> bytes:
         """One tile as raw little-endian bytes (see the module docstring)."""
         return self.tiles(sid, name, level, k, k, rows)
@@ -271,6 +313,14 @@ def _level0_digital(direct: Any, sg: Any, rows: list[int], i0: int, i1: int) -> 
     return np.asarray(sg.a0.get_orthogonal_selection((rows, slice(i0, i1))))
 
 
+@functools.cache
+def _static_texts() -> tuple[str, str, str]:
+    """``index.html``, ``viewer.js`` and ``boot.js`` (read once per process)."""
+    static = resources.files(__package__).joinpath("static")
+    return tuple(static.joinpath(f).read_text("utf-8")  # type: ignore[return-value]
+                 for f in ("index.html", "viewer.js", "boot.js"))
+
+
 def _no_close(text: str) -> str:
     """Text safe inside an inline ``<script>`` (no ``</`` closing it early)."""
     return text.replace("</", "<\\/")
@@ -297,8 +347,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str, cache: str = "no-cache") -> None:
+    def _send(self, code: int, body: bytes, ctype: str, cache: str = "no-cache",
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", cache)
@@ -328,6 +381,14 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self.server.tiles(q.get("store", ""), q["group"], int(q["level"]),
                                          int(k0), int(k1 or k0), _rows(q["rows"]))
                 self._send(200, body, "application/octet-stream", "private, max-age=60")
+            elif parts.path == "/api/first":
+                got = self.server.first(q.get("store", ""), q.get("group"), q.get("t"),
+                                        q.get("w"), float(q.get("px", "1000")),
+                                        int(q.get("n", "32")))
+                if got is None:
+                    self._send(204, b"", "application/octet-stream")
+                else:
+                    self._send(200, got[1], "application/octet-stream", "no-store", got[0])
             elif parts.path == "/api/tile":
                 body = self.server.tile(q.get("store", ""), q["group"], int(q["level"]),
                                         int(q["tile"]), _rows(q["rows"]))

@@ -204,7 +204,7 @@ def test_direct_opening_matches_the_zarr_path(tmp_path: Path,
 
     def windows(store: str, kw: dict[str, Any]) -> list[Any]:
         ds = W.WindowDataset(store, 10.0, 5.0, **kw)
-        return list(ds) + [ds[3]]
+        return [*ds, ds[3]]
 
     for store in stores:
         for kw in cases:

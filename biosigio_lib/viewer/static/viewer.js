@@ -3,7 +3,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const canvas = $("plot"), ctx = canvas.getContext("2d");
+  const canvas = $("plot"), ctx = canvas.getContext("2d", { alpha: false });  // opaque: cheaper frames
   const LEFT = 130, TOP = 18, BOTTOM = 22, RIGHT = 6;
   const S = {
     stores: [], store: null, meta: null, g: null, gi: 0, sel: [], page: 0, pageSize: 32,
@@ -100,8 +100,37 @@
   }
 
   // ---------------------------------------------------------------- render
+  // the tiles boot.js asked for with the metadata: registered as in flight under their
+  // keys, so the first plan waits for them instead of asking again (others: fetched)
+  function adoptFirst(h) {
+    if (!h || !S.g || h.group !== S.g.name) { if (h) h.body.catch(() => {}); return; }
+    const g = S.g, [k0, k1] = h.tiles.split("-").map(Number), L = h.level;
+    const rows = [], [r0, r1] = h.rows.split("-").map(Number);
+    for (let r = r0; r <= r1; r++) rows.push(r);
+    const per = (g.dtype === "int16" ? 2 : 4) * rows.length * (L ? 2 : 1), keys = [];
+    for (let k = k0; k <= k1; k++) keys.push(S.store + "|" + g.name + "|" + L + "|" + k + "|" + h.rows);
+    S.stats.requests++;
+    const p = h.body.then((buf) => {
+      S.stats.marks.tiles = performance.now();
+      S.stats.bytes += buf.byteLength;
+      let off = 0;
+      for (let k = k0; k <= k1; k++) {
+        const n = Math.min(S.tile, g.lengths[L] - k * S.tile) * per;
+        S.cache.set(keys[k - k0], decode(buf.slice(off, off + n), L, rows));
+        off += n;
+      }
+    }).finally(() => { for (const key of keys) S.inflight.delete(key); });
+    p.catch(() => {});
+    for (const key of keys) S.inflight.set(key, p);
+  }
+
   function render() {
     if (!S.g) return;
+    if (S.first) {  // the very first view: wait for the early tiles' headers (not body)
+      const f = S.first; S.first = null;
+      f.then(adoptFirst, () => {}).finally(render);
+      return;
+    }
     clampView();
     const p = plan(), gen = ++S.gen;
     S.complete = false;
@@ -370,6 +399,9 @@
   // ---------------------------------------------------------------- loading
   async function loadStores() {
     const h0 = hashParams(), pre = window.BIOSIGIO_STORES;  // embedded by the server
+    // the metadata request the page's head already made (before this script was parsed)
+    if (window.BIOSIGIO_META && !S.metaPromise) S.metaPromise = window.BIOSIGIO_META;
+    window.BIOSIGIO_META = null;
     if (h0.store !== undefined && !S.metaPromise) S.metaPromise = { id: h0.store, p: getJSON("api/meta?store=" + encodeURIComponent(h0.store)) };
     const r = pre || await getJSON("api/stores");
     S.stats.marks.stores = performance.now();
@@ -396,6 +428,9 @@
     S.store = id; $("store").value = id; _maxDur = null; S.complete = false; S.gen++;
     const mp = S.metaPromise && S.metaPromise.id === id ? S.metaPromise.p : null;
     S.metaPromise = null;
+    const first = window.BIOSIGIO_FIRST;
+    window.BIOSIGIO_FIRST = null;
+    S.first = first && first.id === id ? first.p : null;
     S.meta = await (mp || getJSON("api/meta?store=" + encodeURIComponent(id)));
     S.tile = S.meta.tile;
     S.stats.marks.meta = performance.now();
