@@ -22,7 +22,8 @@ import numpy as np
 
 from .._fs import Location
 
-__all__ = ["Level0Reader", "ShardLayout", "read_json", "read_level0", "read_small_array"]
+__all__ = ["ChunkLayout", "Level0Reader", "ShardLayout", "read_json", "read_level0",
+           "read_small_array"]
 
 _MAX = np.uint64(2**64 - 1)
 
@@ -119,6 +120,60 @@ def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
     if isinstance(value, str) and value in special and dtype.kind == "f":
         return dtype.type(special[value])
     return None
+
+
+class ChunkLayout:
+    """A plain chunked array (``bytes`` little-endian then ``blosc``, regular grid, default
+    keys: the view levels): whole chunks read and decoded without zarr."""
+
+    def __init__(self, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype[Any],
+                 fill: Any, sep: str):
+        self.shape, self.chunks, self.dtype, self.fill, self.sep = shape, chunks, dtype, fill, sep
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> ChunkLayout | None:
+        """The layout of a ``zarr.json`` document, or None for any other layout."""
+        try:
+            shape = tuple(int(n) for n in doc["shape"])
+            chunks = tuple(int(n) for n in doc["chunk_grid"]["configuration"]["chunk_shape"])
+            codecs = doc["codecs"]
+            enc = doc["chunk_key_encoding"]
+            sep = (enc.get("configuration") or {}).get("separator", "/")
+            dtype = np.dtype(str(doc["data_type"]))
+            fill = _fill(doc["fill_value"], dtype)
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = (doc.get("zarr_format") == 3 and doc.get("node_type") == "array"
+              and doc["chunk_grid"].get("name") == "regular" and len(chunks) == len(shape)
+              and all(c > 0 for c in chunks) and len(codecs) == 2
+              and codecs[0] == {"name": "bytes", "configuration": {"endian": "little"}}
+              and codecs[1].get("name") == "blosc" and enc.get("name") == "default"
+              and sep in ("/", ".") and dtype.kind in "iuf" and fill is not None
+              and not doc.get("storage_transformers"))
+        if not ok:
+            return None
+        return cls(shape, chunks, dtype.newbyteorder("<"), fill, sep)
+
+    def read(self, loc: Location, index: tuple[int, ...]) -> np.ndarray:
+        """Chunk ``index`` decoded, cut to the array's bounds (never written: the fill)."""
+        from numcodecs import blosc
+
+        from ..errors import CorruptFileError
+
+        key = self.sep.join(["c", *map(str, index)])
+        raw = _read(loc, f"{loc.path.rstrip('/')}/{key}")
+        out = np.empty(self.chunks, dtype=self.dtype)
+        if raw is None:
+            out[...] = self.fill
+        else:
+            try:
+                blosc.decompress(raw, out)
+            except (RuntimeError, ValueError) as exc:
+                raise CorruptFileError(f"chunk {key} does not decode ({exc})",
+                                       path=loc.url) from exc
+        cut = tuple(slice(0, min(c, n - i * c)) for i, c, n in zip(index, self.chunks,
+                                                                  self.shape))
+        return out[cut]
 
 
 def read_json(loc: Location) -> dict[str, Any] | None:

@@ -93,6 +93,8 @@ class _Group:
     levels: list[Any]  # view arrays 1..n (index 0 unused)
     lengths: list[int]  # columns per level (0 = samples)
     direct: Any = None  # serving._fastread.Level0Reader (layout + shard indexes kept)
+    #: per view level: (its Location, ChunkLayout) to read chunks without zarr, or None
+    plain: list[Any] | None = None
 
 
 class ViewerServer(ThreadingHTTPServer):
@@ -150,8 +152,14 @@ class ViewerServer(ThreadingHTTPServer):
                     self._chunks.move_to_end((sid, g.sg.name, level, c))
                     blocks[c] = block
         miss = [c for c in span if c not in blocks]
-        if miss:  # one zarr read for the missing chunks (decoded concurrently by zarr)
+        plain = g.plain[level] if g.plain else None
+        if miss and plain is not None:  # each chunk read and decoded directly
+            loc, lay = plain
+            got = np.concatenate([lay.read(loc, (0, 0, c))
+                                  for c in range(miss[0], miss[-1] + 1)], axis=2)
+        elif miss:  # one zarr read for the missing chunks (decoded concurrently by zarr)
             got = np.asarray(arr[:, :, miss[0] * ct: min(n, (miss[-1] + 1) * ct)])
+        if miss:
             with self._lock:
                 for c in range(miss[0], miss[-1] + 1):
                     block = got[:, :, (c - miss[0]) * ct: (c - miss[0] + 1) * ct]
@@ -190,7 +198,20 @@ class ViewerServer(ThreadingHTTPServer):
             from ..serving._fastread import Level0Reader
 
             direct = Level0Reader(sg.loc, sg.a0)
-        g = _Group(sg, levels, lengths, direct)
+        plain: list[Any] | None = None
+        if sg.loc is not None:  # view levels whose chunks read without zarr
+            from ..serving._fastread import ChunkLayout, read_json
+
+            plain = [None]
+            for k in range(1, n_levels + 1):
+                vloc = resolve(sg.url, self.storage_options).child(name).child("view") \
+                    .child(str(k))
+                doc = read_json(vloc)
+                lay = None if doc is None else ChunkLayout.from_doc(doc)
+                ok = lay is not None and len(lay.shape) == 3 and \
+                    lay.chunks[:2] == lay.shape[:2] and lay.shape == levels[k].shape
+                plain.append((vloc, lay) if ok else None)
+        g = _Group(sg, levels, lengths, direct, plain)
         with self._lock:
             self._groups[key] = g
         return g
