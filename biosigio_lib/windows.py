@@ -10,8 +10,9 @@ serving stores and archives, with the events of each window and per-window targe
 Windows are cut on each group's own sample grid at ``t0 + k * hop`` (so groups and stores
 with the same start and rate are time-aligned) and only whole windows are yielded. Store
 reads decode only the inner chunks covering a window (sequential iteration reads runs of
-consecutive windows as one block); each store is opened once per dataset and process (its
-root, group, events and shard indexes kept). ``raw=True`` yields the stored int16 codes
+consecutive windows as one block); each store is opened once per dataset and process, from
+its ``zarr.json`` documents and event arrays read directly when it has our writer's layout
+(no zarr event-loop round trips; zarr otherwise), its group attrs and shard indexes kept. ``raw=True`` yields the stored int16 codes
 with per-channel ``scale``/``offset`` instead of float samples. Sharding:
 ``worker_id``/``num_workers``, or, inside a ``torch.utils.data.DataLoader`` worker, torch's
 worker info; torch itself is imported only by :meth:`WindowDataset.as_torch`.

@@ -2,7 +2,7 @@
 
 The server (stdlib ``ThreadingHTTPServer``) finds the stores under a target (one store, or a
 storage root: every folder whose root ``zarr.json`` says ``format="biosigio-zarr"``; local
-path or fsspec URL) and answers three requests the page makes:
+path or fsspec URL) and answers the requests the page makes:
 
 - ``/api/stores``: the store ids (paths relative to the target);
 - ``/api/meta?store=ID``: groups (rate, t0, samples, view levels, channels with label, unit,
@@ -10,7 +10,9 @@ path or fsspec URL) and answers three requests the page makes:
 - ``/api/tile?store=ID&group=G&level=L&tile=K&rows=R``: columns ``[K*T, (K+1)*T)`` of view
   level ``L`` (``T = TILE`` columns; level 0 = the samples) for the rows ``R``, as raw
   little-endian values in the level's stored type (int16 digital or float32): level 0 is
-  ``rows x n``; a view level is the min block then the max block, each ``rows x n``.
+  ``rows x n``; a view level is the min block then the max block, each ``rows x n``;
+- ``/api/tiles`` (a run of tiles in one go) and ``/api/first`` (the first view's tiles,
+  planned as the page plans them; the page's head asks for them with the metadata).
 
 Reads touch only the chunks holding a tile. See ``docs/viewer.md``.
 """

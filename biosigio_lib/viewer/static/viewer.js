@@ -299,7 +299,11 @@
       history.replaceState(null, "", "#store=" + encodeURIComponent(S.store) + "&group=" +
         encodeURIComponent(g.name) + "&t=" + S.t0.toFixed(3) + "&w=" + S.span.toPrecision(6));
     }
-    if (!missing && !S.eventsListed) { S.eventsListed = true; setTimeout(listEvents, 0); }
+    // the event menu: well after the frame that shows this draw
+    if (!missing && !S.eventsListed) {
+      const store = S.store;
+      setTimeout(() => { if (S.store === store && !S.eventsListed) { S.eventsListed = true; listEvents(); } }, 500);
+    }
     const pages = Math.max(1, Math.ceil(S.sel.length / S.pageSize));
     $("pglabel").textContent = "ch " + (S.sel.length ? S.page * S.pageSize + 1 : 0) + "\u2013" +
       Math.min(S.sel.length, (S.page + 1) * S.pageSize) + " of " + S.sel.length + " (page " + (S.page + 1) + "/" + pages + ")";
@@ -307,24 +311,34 @@
       (missing ? "  loading\u2026" : ""));
   }
 
-  function listEvents() {  // the "jump to event" menu (up to 5000), filled in idle time
+  // the "jump to event" menu (up to 5000 options): filled in short idle-time steps once the
+  // first view is on screen (its options cost style and layout), or at once when used
+  let _listing = null;
+  function listEvents() {
     const ev = $("events"), E = S.meta.events, n = Math.min(E.onset.length, 5000), store = S.store;
     ev.length = 1;
     let i = 0;
     const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 0));
-    const step = (deadline) => {
-      if (S.store !== store) return;  // another store opened meanwhile
+    const step = (deadline, all) => {
+      if (S.store !== store || _listing !== step) return;  // another store opened meanwhile
       const frag = document.createDocumentFragment();
+      const stop = all ? Infinity : performance.now() + Math.min(8, deadline.timeRemaining());
       do {
-        for (const end = Math.min(n, i + 200); i < end; i++) {
+        for (const end = Math.min(n, i + 100); i < end; i++) {
           const o = document.createElement("option"); o.value = i;
           o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; frag.appendChild(o);
         }
-      } while (i < n && deadline.timeRemaining() > 4);
+      } while (i < n && performance.now() < stop);
       ev.appendChild(frag);
-      if (i < n) idle(step, { timeout: 1000 });
+      if (i < n) idle(step, { timeout: 1000 }); else _listing = null;
     };
+    _listing = step;
     idle(step, { timeout: 1000 });
+  }
+  function listEventsNow() {  // the menu is being opened: the rest of its options at once
+    if (!S.meta) return;
+    if (!S.eventsListed) { S.eventsListed = true; listEvents(); }
+    if (_listing) _listing(null, true);
   }
 
   function fmtSpan(s) {
@@ -442,7 +456,7 @@
     $("events").length = 1;
     S.eventsListed = false;  // the event menu is filled after the first complete draw
     if (!S.meta.groups.length) {
-      S.g = null; S.complete = true; status("events-only store: nothing to draw"); listEvents();
+      S.g = null; S.complete = true; status("events-only store: nothing to draw"); S.eventsListed = true; listEvents();
       const w = S.waiters; S.waiters = []; w.forEach((f) => f(null)); return;
     }
     let gi = S.meta.groups.findIndex((g) => g.name === (h && h.group));
@@ -541,6 +555,7 @@
   $("pgsize").addEventListener("change", (e) => { S.pageSize = +e.target.value; S.page = 0; render(); });
   $("zin").addEventListener("click", () => zoom(0.5));
   $("zout").addEventListener("click", () => zoom(2));
+  for (const type of ["pointerdown", "focus", "keydown"]) $("events").addEventListener(type, listEventsNow);
   $("events").addEventListener("change", (e) => { if (e.target.value !== "") jumpToEvent(+e.target.value); canvas.focus(); });
   window.addEventListener("resize", () => render());
 
