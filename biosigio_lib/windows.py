@@ -12,8 +12,9 @@ with the same start and rate are time-aligned) and only whole windows are yielde
 reads decode only the inner chunks covering a window (sequential iteration reads runs of
 consecutive windows as one block); each store is opened once per dataset and process, from
 its ``zarr.json`` documents and event arrays read directly when it has our writer's layout
-(no zarr event-loop round trips; zarr otherwise), its group attrs and shard indexes kept. ``raw=True`` yields the stored int16 codes
-with per-channel ``scale``/``offset`` instead of float samples. Sharding:
+(no zarr event-loop round trips; zarr otherwise), its group attrs and shard indexes kept.
+``raw=True`` yields the stored int16 codes with per-channel ``scale``/``offset`` instead of
+float samples. Sharding:
 ``worker_id``/``num_workers``, or, inside a ``torch.utils.data.DataLoader`` worker, torch's
 worker info; torch itself is imported only by :meth:`WindowDataset.as_torch`.
 """

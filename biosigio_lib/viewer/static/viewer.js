@@ -169,16 +169,21 @@
 
   // ---------------------------------------------------------------- raster
   let _R = null;
-  function raster(dw, dh) {  // a cleared transparent ImageData of the plot (kept between draws)
-    if (!_R || _R.img.width !== dw || _R.img.height !== dh) {
-      const c = document.createElement("canvas"); c.width = dw; c.height = dh;
+  function raster(dw, dh, row) {  // the plot's ImageData (kept between draws), every pixel row
+    if (!_R || _R.img.width !== dw || _R.img.height !== dh) {  // set to ``row`` (the background)
       const img = new ImageData(dw, dh);
-      _R = { canvas: c, octx: c.getContext("2d"), img, px: new Uint32Array(img.data.buffer),
+      _R = { img, px: new Uint32Array(img.data.buffer), row,
         top: new Float32Array(dw), bot: new Float32Array(dw), mins: new Float32Array(0), maxs: new Float32Array(0) };
-    } else {
-      _R.px.fill(0);
     }
+    for (let y = 0, px = _R.px; y < dh; y++) px.set(row, y * dw);  // native row copies
     return _R;
+  }
+
+  // opaque ABGR pixel of colour (r, g, b) at alpha a over the ABGR pixel under it
+  function blend(under, r, g, b, a) {
+    const ur = under & 255, ug = (under >>> 8) & 255, ub = (under >>> 16) & 255;
+    return (0xff000000 | (Math.round(b * a + ub * (1 - a)) << 16) |
+      (Math.round(g * a + ug * (1 - a)) << 8) | Math.round(r * a + ur * (1 - a))) >>> 0;
   }
 
   function span(top, bot, dw, xa, xb, ya, yb) {  // the pixels a segment crosses, per column
@@ -206,14 +211,18 @@
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
     const pw = plotW(), ph = H - TOP - BOTTOM, nr = Math.max(1, p.rows.length), band = ph / nr;
     const x = (t) => LEFT + (t - S.t0) / S.span * pw;
-    drawEvents(x, ph);
+    const M = S.stats.marks;
     // traces: rasterised into one ImageData (device pixels, no anti-aliasing) and drawn
     // with a single drawImage: stroking ~50k thick segments costs the canvas 0.5-3 s/frame
     const colT = p.f / g.rate, m = p.j1 - p.j0, used = [];
     let usedBytes = 0;
     for (const t of p.tiles) { const c = S.cache.get(t.key); used.push(c ? { k: t.k, c } : null); if (c) usedBytes += c.bytes; }
     const dw = Math.max(1, Math.round(pw * dpr)), dh = Math.max(1, Math.round(ph * dpr));
-    const R = raster(dw, dh);
+    const row = _R && _R.row.length === dw ? _R.row : new Uint32Array(dw);
+    row.fill(0xffffffff);  // white, then the events' shading and markers
+    drawEvents(x, row, dpr);
+    M.events = performance.now();
+    const R = raster(dw, dh, row);
     const mins = R.mins.length >= m ? R.mins : (R.mins = new Float32Array(m));
     const maxs = R.maxs.length >= m ? R.maxs : (R.maxs = new Float32Array(m));
     const top = R.top, bot = R.bot, px = R.px;
@@ -275,8 +284,9 @@
         for (let y = ya, i = ya * dw + X; y <= yb; y++, i += dw) px[i] = color;
       }
     }
-    R.octx.putImageData(R.img, 0, 0);
-    ctx.drawImage(R.canvas, 0, 0, dw, dh, LEFT, TOP, pw, ph);
+    M.raster = performance.now();
+    ctx.putImageData(R.img, Math.round(LEFT * dpr), Math.round(TOP * dpr));  // opaque: no blending
+    M.image = performance.now();
     // channel names and units
     ctx.fillStyle = "#222"; ctx.font = "12px system-ui, sans-serif"; ctx.textBaseline = "middle";
     for (let r = 0; r < p.rows.length; r++) {
@@ -286,6 +296,7 @@
     }
     ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1; ctx.strokeRect(LEFT + 0.5, TOP + 0.5, pw, ph);
     drawAxis(x, pw, H);
+    M.text = performance.now();
     S.stats.draws++;
     if (!missing) {
       S.complete = true;
@@ -347,18 +358,25 @@
     return s.toPrecision(3) + " s";
   }
 
-  function drawEvents(x, ph) {
-    const ev = S.meta.events, n = ev.onset.length;
+  // events: shaded durations and onset markers go into ``row`` (one pixel row of the plot's
+  // background, device pixels; every row of the plot starts as a copy of it, under the
+  // traces), the texts onto the canvas. Touching/overlapping durations are one shaded span
+  // (a hypnogram is one, not thousands); markers: at most one per pixel column.
+  function drawEvents(x, row, dpr) {
+    const ev = S.meta.events, n = ev.onset.length, dw = row.length;
     if (!n) return;
     const tA = S.t0, tB = S.t0 + S.span;
     let i = lowerBound(ev.onset, tA - maxDur());
     let lastText = -1e9, count = 0, lastMark = -1, sa = NaN, sb = NaN;
-    const right = LEFT + plotW();
+    const right = LEFT + plotW(), marks = [];
+    const X = (v) => Math.min(dw, Math.max(0, Math.round((v - LEFT) * dpr)));
     ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "alphabetic";
-    // durations: touching/overlapping spans merged into one shaded rectangle (a hypnogram
-    // is one rectangle, not thousands); markers: at most one per pixel column
+    ctx.fillStyle = "rgba(200,40,40,0.85)";
     const shade = () => {
-      if (sa === sa && sb > sa) { ctx.fillStyle = "rgba(230,140,20,0.07)"; ctx.fillRect(sa, TOP, sb - sa, ph); }
+      if (sa === sa && sb > sa) {
+        const a = X(sa), b = Math.max(X(sb), a + 1), c = blend(row[Math.min(a, dw - 1)], 230, 140, 20, 0.07);
+        row.fill(c, a, b);
+      }
     };
     for (; i < n && ev.onset[i] < tB; i++) {
       const on = ev.onset[i], du = ev.duration[i];
@@ -370,8 +388,7 @@
       }
       const xr = Math.round(xa);
       if (xa >= LEFT && xa <= right && xr !== lastMark) {
-        ctx.fillStyle = "rgba(200,40,40,0.85)";
-        ctx.fillRect(xr, TOP, 1, ph);
+        marks.push(xr);
         lastMark = xr;
         if (xa - lastText > 60 && count < 400) {
           ctx.fillText(ev.description[i].slice(0, 24), xa + 2, TOP - 4);
@@ -380,6 +397,11 @@
       }
     }
     shade();
+    const w = Math.max(1, Math.round(dpr));  // markers over the shading: 1 CSS pixel wide
+    for (const xr of marks) {
+      const a = X(xr);
+      for (let k = a; k < Math.min(dw, a + w); k++) row[k] = blend(row[k], 200, 40, 40, 0.85);
+    }
   }
 
   let _maxDur = null;
@@ -412,6 +434,9 @@
 
   // ---------------------------------------------------------------- loading
   async function loadStores() {
+    // load the fonts while the metadata and first tiles are on their way (a renderer's first
+    // text costs tens of ms: better now than in the first draw)
+    for (const f of ["11px system-ui, sans-serif", "12px system-ui, sans-serif"]) { ctx.font = f; ctx.measureText("Wg0"); }
     const h0 = hashParams(), pre = window.BIOSIGIO_STORES;  // embedded by the server
     // the metadata request the page's head already made (before this script was parsed)
     if (window.BIOSIGIO_META && !S.metaPromise) S.metaPromise = window.BIOSIGIO_META;
