@@ -212,8 +212,9 @@
     const pw = plotW(), ph = H - TOP - BOTTOM, nr = Math.max(1, p.rows.length), band = ph / nr;
     const x = (t) => LEFT + (t - S.t0) / S.span * pw;
     const M = S.stats.marks;
-    // traces: rasterised into one ImageData (device pixels, no anti-aliasing) and drawn
-    // with a single drawImage: stroking ~50k thick segments costs the canvas 0.5-3 s/frame
+    // traces: rasterised into one ImageData (device pixels, no anti-aliasing) over the
+    // events' background and put with a single putImageData: stroking ~50k thick segments
+    // costs the canvas 0.5-3 s/frame, a blend of a transparent layer tens of ms
     const colT = p.f / g.rate, m = p.j1 - p.j0, used = [];
     let usedBytes = 0;
     for (const t of p.tiles) { const c = S.cache.get(t.key); used.push(c ? { k: t.k, c } : null); if (c) usedBytes += c.bytes; }
