@@ -401,7 +401,7 @@ class WindowDataset:
             if unit.kind == "zarr":
                 from .serving.reader import _events, _events_direct
 
-                loc = self._cache.get(("loc", unit.source))
+                loc = self._direct(unit.source)
                 ev: Any
                 ok, ev = _events_direct(loc) if loc is not None else (False, None)
                 if not ok:
@@ -419,6 +419,17 @@ class WindowDataset:
             end = None if ev is None else onset + np.nan_to_num(
                 ev["duration"].to_numpy(dtype=np.float64))
             self._cache[key] = (ev, onset, end)
+        return self._cache[key]
+
+    def _direct(self, url: str) -> Any:
+        """The store's Location when it opens from its documents (its group attrs cached),
+        else None; again after unpickling (DataLoader workers start with no cache)."""
+        key = ("loc", url)
+        if key not in self._cache:
+            loc = resolve(url, self.storage_options)
+            groups = _direct_groups(loc)
+            self._cache[key] = None if groups is None else loc
+            self._cache.update({("attrs", url, n): a for n, a in (groups or {}).items()})
         return self._cache[key]
 
     def _root(self, url: str) -> Any:
@@ -445,7 +456,7 @@ class WindowDataset:
         from .serving.reader import _dequant_params, _open_group_in
 
         dtype = None if self.raw else self.dtype
-        loc = self._cache.get(("loc", unit.source))
+        loc = self._direct(unit.source)
         gattrs = self._cache.get(("attrs", unit.source, unit.group))
         if loc is not None and gattrs is not None:
             l0 = loc.child(unit.group).child("0")

@@ -222,3 +222,9 @@ def test_direct_opening_matches_the_zarr_path(tmp_path: Path,
                 np.testing.assert_array_equal(a.scale, b.scale)
                 assert a.events.equals(b.events)
     assert np.isnan(W.WindowDataset(stores[0], 10.0)[2].data[2, :100]).all()
+    import pickle  # DataLoader workers: an unpickled dataset opens directly again
+
+    ds = pickle.loads(pickle.dumps(W.WindowDataset(stores[0], 10.0)))
+    assert not ds._cache
+    np.testing.assert_array_equal(ds[2].data, W.WindowDataset(stores[0], 10.0)[2].data)
+    assert ds._cache[("loc", stores[0])] is not None and not any(k[0] == "root" for k in ds._cache)
