@@ -50,6 +50,22 @@ def _get(url: str) -> bytes:
         return r.read()
 
 
+def test_server_warms_the_store_metadata_in_the_background(root: Path) -> None:
+    import time
+
+    srv = serve(str(root), port=0)
+    try:
+        deadline = time.monotonic() + 60
+        while len(srv._meta) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(srv._meta) == ["b.zarr", "sub-01/a.zarr"]
+    finally:
+        srv.server_close()
+    cold = serve(str(root), port=0, warm=False)
+    cold.server_close()
+    assert not cold._meta
+
+
 def test_find_stores(root: Path) -> None:
     assert list(find_stores(str(root))) == ["b.zarr", "sub-01/a.zarr"]
     assert list(find_stores(str(root / "b.zarr"))) == [""]
