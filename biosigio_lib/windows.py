@@ -10,9 +10,11 @@ serving stores and archives, with the events of each window and per-window targe
 Windows are cut on each group's own sample grid at ``t0 + k * hop`` (so groups and stores
 with the same start and rate are time-aligned) and only whole windows are yielded. Store
 reads decode only the inner chunks covering a window (sequential iteration reads runs of
-consecutive windows as one block); each store is opened once per dataset and process (its
-root, group, events and shard indexes kept). ``raw=True`` yields the stored int16 codes
-with per-channel ``scale``/``offset`` instead of float samples. Sharding:
+consecutive windows as one block); each store is opened once per dataset and process, from
+its ``zarr.json`` documents and event arrays read directly when it has our writer's layout
+(no zarr event-loop round trips; zarr otherwise), its group attrs and shard indexes kept.
+``raw=True`` yields the stored int16 codes with per-channel ``scale``/``offset`` instead of
+float samples. Sharding:
 ``worker_id``/``num_workers``, or, inside a ``torch.utils.data.DataLoader`` worker, torch's
 worker info; torch itself is imported only by :meth:`WindowDataset.as_torch`.
 """
@@ -176,20 +178,53 @@ def _modality_of_group(name: str, attrs: Mapping[str, Any]) -> set[str]:
     return {base, str(attrs.get("modality", "")).lower()}
 
 
+def _direct_groups(loc: Any) -> dict[str, dict[str, Any]] | None:
+    """``{group: attrs}`` of a store read from its ``zarr.json`` documents alone (no zarr
+    round trips); None when the store needs zarr (no group list, odd documents)."""
+    from .serving._fastread import read_json
+    from .serving.reader import _check_root
+
+    doc = read_json(loc)
+    attrs = None if doc is None else doc.get("attributes")
+    if doc is None or doc.get("zarr_format") != 3 or doc.get("node_type") != "group" or \
+            not isinstance(attrs, dict):
+        return None
+    names = attrs.get("channel_groups")
+    if not isinstance(names, list) or not names:
+        return None
+    _check_root(attrs, loc.url)
+    out = {}
+    for name in map(str, names):
+        gdoc = read_json(loc.child(name))
+        gattrs = None if gdoc is None else gdoc.get("attributes")
+        if not isinstance(gattrs, dict) or "rate" not in gattrs or "n_samples" not in gattrs:
+            return None
+        out[name] = gattrs
+    return out
+
+
 def _store_units(url: str, group: str | None, modality: str | None,
                  channels: Sequence[str] | None, storage_options: Any,
                  cache: dict[Any, Any] | None = None) -> list[_Unit]:
-    from .serving.reader import _group_names, _open_root
+    loc = resolve(url, storage_options)
+    groups = _direct_groups(loc)
+    root = None
+    if groups is None:
+        from .serving.reader import _group_names, _open_root
 
-    root, url = _open_root(url, storage_options)
-    if cache is not None:  # the open root, reused for the group and events reads
-        cache[("root", url)] = root
-    names = _group_names(root)
+        root, url = _open_root(url, storage_options)
+        groups = {name: root[name].attrs.asdict() for name in _group_names(root)}
+        if cache is not None:  # the open root, reused for the group and events reads
+            cache[("root", url)] = root
+    else:
+        url = loc.url
+        if cache is not None:  # the group attrs: the reader opens level 0 directly
+            cache[("loc", url)] = loc
+            cache.update({("attrs", url, n): a for n, a in groups.items()})
     out = []
-    for name in names:
+    for name, attrs in groups.items():
         if group is not None and name != group:
             continue
-        attrs = root[name].attrs.asdict()
         if modality is not None and modality.lower() not in _modality_of_group(name, attrs):
             continue
         entries = sorted(attrs.get("channels", []), key=lambda e: int(e.get("row_index", 0)))
@@ -200,7 +235,8 @@ def _store_units(url: str, group: str | None, modality: str | None,
         if rows is None:
             continue
         out.append(_Unit(url, "zarr", name, float(attrs["rate"]), float(attrs.get("t0", 0.0)),
-                         int(attrs.get("n_samples", root[name]["0"].shape[1])),
+                         int(attrs["n_samples"]) if "n_samples" in attrs or root is None
+                         else int(root[name]["0"].shape[1]),
                          tuple(labels[r] for r in rows), tuple(rows),
                          tuple(str(entries[r].get("unit", "")) for r in rows)))
     return out
@@ -363,9 +399,13 @@ class WindowDataset:
         key = ("events", unit.source)
         if key not in self._cache:
             if unit.kind == "zarr":
-                from .serving.reader import _events
+                from .serving.reader import _events, _events_direct
 
-                ev = _events(self._root(unit.source), None, None)
+                loc = self._direct(unit.source)
+                ev: Any
+                ok, ev = _events_direct(loc) if loc is not None else (False, None)
+                if not ok:
+                    ev = _events(self._root(unit.source), None, None)
                 if ev is None:
                     ev = []
             else:
@@ -379,6 +419,17 @@ class WindowDataset:
             end = None if ev is None else onset + np.nan_to_num(
                 ev["duration"].to_numpy(dtype=np.float64))
             self._cache[key] = (ev, onset, end)
+        return self._cache[key]
+
+    def _direct(self, url: str) -> Any:
+        """The store's Location when it opens from its documents (its group attrs cached),
+        else None; again after unpickling (DataLoader workers start with no cache)."""
+        key = ("loc", url)
+        if key not in self._cache:
+            loc = resolve(url, self.storage_options)
+            groups = _direct_groups(loc)
+            self._cache[key] = None if groups is None else loc
+            self._cache.update({("attrs", url, n): a for n, a in (groups or {}).items()})
         return self._cache[key]
 
     def _root(self, url: str) -> Any:
@@ -395,13 +446,35 @@ class WindowDataset:
         key = ("reader", unit.source, unit.group, unit.rows)
         hit = self._cache.get(key)
         if hit is None:
-            from .serving.reader import _open_group_in
-
-            sg = _open_group_in(self._root(unit.source), unit.source, unit.source, unit.group,
-                                self.storage_options)
-            hit = self._cache[key] = _StoreReader(sg, list(unit.rows),
-                                                  None if self.raw else self.dtype)
+            hit = self._cache[key] = self._open_reader(unit)
         return hit
+
+    def _open_reader(self, unit: _Unit) -> _StoreReader:
+        """Level 0 of the unit's group: from its ``zarr.json`` directly when it has our
+        plain sharded layout (no zarr objects made), else through zarr."""
+        from .serving._fastread import Level0Reader, ShardLayout, read_json
+        from .serving.reader import _dequant_params, _open_group_in
+
+        dtype = None if self.raw else self.dtype
+        loc = self._direct(unit.source)
+        gattrs = self._cache.get(("attrs", unit.source, unit.group))
+        if loc is not None and gattrs is not None:
+            l0 = loc.child(unit.group).child("0")
+            doc = read_json(l0)
+            layout = None if doc is None else ShardLayout.from_doc(doc)
+            if layout is not None and doc is not None:
+                entries = sorted(gattrs.get("channels", []),
+                                 key=lambda e: int(e.get("row_index", 0)))
+                a0_attrs = doc.get("attributes") or {}
+                scale, offset, nan_code = _dequant_params(a0_attrs, entries, layout.shape[0],
+                                                          layout.dtype)
+                return _StoreReader(list(unit.rows), dtype, layout.dtype, scale, offset,
+                                    nan_code, layout.fill, Level0Reader(l0, layout=layout))
+        sg = _open_group_in(self._root(unit.source), unit.source, unit.source, unit.group,
+                            self.storage_options)
+        direct = Level0Reader(sg.loc, sg.a0) if sg.loc is not None else None
+        return _StoreReader(list(unit.rows), dtype, np.dtype(sg.a0.dtype), sg.scale,
+                            sg.offset, sg.nan_code, sg.a0.metadata.fill_value, direct, sg)
 
     def _read(self, unit: _Unit, i0: int, i1: int) -> np.ndarray:
         """Samples ``[i0, i1)`` of the unit's selected channels as ``self.dtype``."""
@@ -502,49 +575,36 @@ class WindowDataset:
 class _StoreReader:
     """Reads one store group's selected rows: opened once per dataset, reused per window.
 
-    Keeps the open group, the direct level-0 reader (layout and shard indexes) and the
-    per-row scale/offset already in the output type, so a window costs one ranged read per
-    shard, a blosc decode per inner chunk and one dequantising pass into the output.
+    Keeps the direct level-0 reader (layout and shard indexes) and the per-row scale/offset
+    already in the output type, so a window costs one ranged read per shard, a blosc
+    decode per inner chunk and one dequantising pass into the output. ``sg`` (the group
+    opened through zarr) serves layouts the direct reader does not handle.
     """
 
-    def __init__(self, sg: Any, rows: list[int], dtype: np.dtype[Any] | None):
-        from .serving._fastread import Level0Reader
-
+    def __init__(self, rows: list[int], dtype: np.dtype[Any] | None, stored: np.dtype[Any],
+                 scale: np.ndarray, offset: np.ndarray, nan_code: int | None, fill: Any,
+                 direct: Any, sg: Any = None):
         self.sg, self.rows = sg, rows
-        self.dtype = np.dtype(sg.a0.dtype) if dtype is None else np.dtype(dtype)
+        self.dtype = np.dtype(stored) if dtype is None else np.dtype(dtype)
         self.raw = dtype is None
-        self.direct = Level0Reader(sg.loc, sg.a0) if sg.loc is not None else None
-        self.scale = sg.scale[rows][:, None].astype(self.dtype)
-        self.offset = sg.offset[rows][:, None].astype(self.dtype)
+        self.direct = direct
+        self.scale = scale[rows][:, None].astype(self.dtype)
+        self.offset = offset[rows][:, None].astype(self.dtype)
         self.trivial = self.raw or bool(np.all(self.scale == 1) and np.all(self.offset == 0))
-        self.nan_code = sg.nan_code
-        self.phys_scale = sg.scale[rows][:, None]  # float64, for raw windows
-        self.phys_offset = sg.offset[rows][:, None]
-        self.fill = sg.nan_code if sg.nan_code is not None else sg.a0.metadata.fill_value
+        self.nan_code = nan_code
+        self.phys_scale = scale[rows][:, None]  # float64, for raw windows
+        self.phys_offset = offset[rows][:, None]
+        self.fill = nan_code if nan_code is not None else fill
 
-    def _dequantise(self, out: np.ndarray, nan_seen: bool) -> None:
-        """``out * scale + offset`` in place (a multiply then an add in the output type, as
-        before), NaN code -> NaN; rows split over two threads for large blocks."""
-        hit = out == self.nan_code if nan_seen else None
-
-        def part(r0: int, r1: int) -> None:
-            with np.errstate(over="ignore"):
-                np.multiply(out[r0:r1], self.scale[r0:r1], out=out[r0:r1])
-                np.add(out[r0:r1], self.offset[r0:r1], out=out[r0:r1])
-
-        n = out.shape[0]
-        if out.size >= 1 << 20 and n > 1:
-            from .serving._fastread import _pool
-
-            fut = _pool().submit(part, n // 2, n)
-            try:
-                part(0, n // 2)
-            finally:
-                fut.result()
-        else:
-            part(0, n)
+    def _dequantise(self, part: np.ndarray, nan_seen: bool) -> None:
+        """``part * scale + offset`` in place (a multiply then an add in the output type),
+        NaN code -> NaN."""
+        hit = part == self.nan_code if nan_seen else None
+        with np.errstate(over="ignore"):  # the NaN code of a +-float64-max channel
+            np.multiply(part, self.scale, out=part)
+            np.add(part, self.offset, out=part)
         if hit is not None:
-            out[hit] = np.nan
+            part[hit] = np.nan
 
     def read(self, i0: int, i1: int) -> np.ndarray:
         """Level-0 samples ``[i0, i1)`` of the rows (only the covering chunks)."""
@@ -554,17 +614,20 @@ class _StoreReader:
         empty = np.nan if self.nan_code is not None and not self.raw else self.fill
 
         def cast(digital: np.ndarray | None, dest: np.ndarray) -> None:
-            """One decoded chunk into place, cast only (dequantised after, in one pass)."""
+            """One decoded chunk into place, cast only (dequantised per piece after)."""
             if digital is None:  # never written: NaN, or the fill value (scaled after)
                 dest[...] = empty
                 return
             dest[...] = digital
             if code is not None and not nan_seen[0] and digital.min() <= code:
-                nan_seen[0] = True
+                nan_seen[0] = True  # set before this thread's ``finish`` of its piece
 
-        if self.direct is not None and self.direct.read(self.rows, i0, i1, cast, out):
-            if not self.trivial:
-                self._dequantise(out, nan_seen[0])
+        def finish(a: int, b: int) -> None:
+            """Dequantise the piece ``out[:, a:b]`` its thread has just cast."""
+            self._dequantise(out[:, a:b], nan_seen[0])
+
+        if self.direct is not None and self.direct.read(
+                self.rows, i0, i1, cast, out, None if self.trivial else finish):
             return out
         if self.raw:
             out[...] = self.sg.a0.get_orthogonal_selection((self.rows, slice(i0, i1)))

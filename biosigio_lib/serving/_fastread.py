@@ -22,7 +22,8 @@ import numpy as np
 
 from .._fs import Location
 
-__all__ = ["Level0Reader", "ShardLayout", "read_level0"]
+__all__ = ["ChunkLayout", "Level0Reader", "ShardLayout", "read_json", "read_level0",
+           "read_small_array"]
 
 _MAX = np.uint64(2**64 - 1)
 
@@ -67,6 +68,167 @@ class ShardLayout:
         return cls((int(arr.shape[0]), int(arr.shape[1])), int(arr.shards[1]),
                    int(sc.chunk_shape[1]), dtype.newbyteorder("<"), meta.fill_value, key)
 
+    @classmethod
+    def from_doc(cls, doc: Any) -> ShardLayout | None:
+        """The same layout from a level-0 ``zarr.json`` document (no zarr objects made);
+        None for anything but the plain sharded layout, its fill value a plain number."""
+        try:
+            shape = [int(n) for n in doc["shape"]]
+            shard = [int(n) for n in doc["chunk_grid"]["configuration"]["chunk_shape"]]
+            (codec,) = doc["codecs"]
+            conf = codec["configuration"]
+            chunk = [int(n) for n in conf["chunk_shape"]]
+            inner, index = conf["codecs"], conf["index_codecs"]
+            enc = doc["chunk_key_encoding"]
+            sep = (enc.get("configuration") or {}).get("separator", "/")
+            dtype = np.dtype(str(doc["data_type"]))
+            fill = _fill(doc["fill_value"], dtype)
+        except (KeyError, TypeError, ValueError):
+            return None
+        little = {"name": "bytes", "configuration": {"endian": "little"}}
+        ok = (doc.get("zarr_format") == 3 and doc.get("node_type") == "array"
+              and len(shape) == 2 and doc["chunk_grid"].get("name") == "regular"
+              and codec.get("name") == "sharding_indexed" and shard[0] == shape[0]
+              and len(chunk) == 2 and chunk[0] == shape[0] and chunk[1] > 0
+              and shard[1] % chunk[1] == 0 and len(inner) == 2
+              and (inner[0] == little or (dtype.itemsize == 1 and inner[0].get("name") ==
+                                          "bytes"))
+              and inner[1].get("name") == "blosc" and len(index) == 2
+              and index[0] == little and index[1].get("name") == "crc32c"
+              and conf.get("index_location", "end") == "end"
+              and enc.get("name") == "default" and sep in ("/", ".")
+              and dtype.kind in "iuf" and fill is not None
+              and not doc.get("storage_transformers"))
+        if not ok:
+            return None
+
+        def key(j: int) -> str:
+            return f"c{sep}0{sep}{j}"
+
+        return cls((shape[0], shape[1]), shard[1], chunk[1], dtype.newbyteorder("<"),
+                   fill, key)
+
+
+def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A JSON fill value as a scalar of ``dtype`` (None: a form the fast path leaves to
+    zarr, e.g. the hex-encoded floats)."""
+    special = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return dtype.type(value)
+    if isinstance(value, str) and value in special and dtype.kind == "f":
+        return dtype.type(special[value])
+    return None
+
+
+class ChunkLayout:
+    """A plain chunked array (``bytes`` little-endian then ``blosc``, regular grid, default
+    keys: the view levels): whole chunks read and decoded without zarr."""
+
+    def __init__(self, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype[Any],
+                 fill: Any, sep: str):
+        self.shape, self.chunks, self.dtype, self.fill, self.sep = shape, chunks, dtype, fill, sep
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> ChunkLayout | None:
+        """The layout of a ``zarr.json`` document, or None for any other layout."""
+        try:
+            shape = tuple(int(n) for n in doc["shape"])
+            chunks = tuple(int(n) for n in doc["chunk_grid"]["configuration"]["chunk_shape"])
+            codecs = doc["codecs"]
+            enc = doc["chunk_key_encoding"]
+            sep = (enc.get("configuration") or {}).get("separator", "/")
+            dtype = np.dtype(str(doc["data_type"]))
+            fill = _fill(doc["fill_value"], dtype)
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = (doc.get("zarr_format") == 3 and doc.get("node_type") == "array"
+              and doc["chunk_grid"].get("name") == "regular" and len(chunks) == len(shape)
+              and all(c > 0 for c in chunks) and len(codecs) == 2
+              and codecs[0] == {"name": "bytes", "configuration": {"endian": "little"}}
+              and codecs[1].get("name") == "blosc" and enc.get("name") == "default"
+              and sep in ("/", ".") and dtype.kind in "iuf" and fill is not None
+              and not doc.get("storage_transformers"))
+        if not ok:
+            return None
+        return cls(shape, chunks, dtype.newbyteorder("<"), fill, sep)
+
+    def read(self, loc: Location, index: tuple[int, ...]) -> np.ndarray:
+        """Chunk ``index`` decoded, cut to the array's bounds (never written: the fill)."""
+        from numcodecs import blosc
+
+        from ..errors import CorruptFileError
+
+        key = self.sep.join(["c", *map(str, index)])
+        raw = _read(loc, f"{loc.path.rstrip('/')}/{key}")
+        out = np.empty(self.chunks, dtype=self.dtype)
+        if raw is None:
+            out[...] = self.fill
+        else:
+            try:
+                blosc.decompress(raw, out)
+            except (RuntimeError, ValueError) as exc:
+                raise CorruptFileError(f"chunk {key} does not decode ({exc})",
+                                       path=loc.url) from exc
+        cut = tuple(slice(0, min(c, n - i * c)) for i, c, n in zip(index, self.chunks,
+                                                                  self.shape))
+        return out[cut]
+
+
+def read_json(loc: Location) -> dict[str, Any] | None:
+    """The ``zarr.json`` of a node at ``loc`` read directly (None: absent or not JSON)."""
+    import json
+
+    raw = _read(loc, f"{loc.path.rstrip('/')}/zarr.json")
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def read_small_array(loc: Location, doc: dict[str, Any]) -> np.ndarray | None:
+    """A 1-D single-chunk array (``bytes`` then optionally ``zstd``, as zarr writes the
+    events) read and decoded directly; None when the array has any other layout."""
+    try:
+        (n,) = (int(x) for x in doc["shape"])
+        (c,) = (int(x) for x in doc["chunk_grid"]["configuration"]["chunk_shape"])
+        dtype = np.dtype(str(doc["data_type"]))
+        codecs = list(doc["codecs"])
+        enc = doc["chunk_key_encoding"]
+        sep = (enc.get("configuration") or {}).get("separator", "/")
+        fill = _fill(doc["fill_value"], dtype)
+    except (KeyError, TypeError, ValueError):
+        return None
+    first = codecs[0] if codecs else {}
+    endian = (first.get("configuration") or {}).get("endian")
+    rest = codecs[1:]
+    if not (doc.get("zarr_format") == 3 and doc.get("node_type") == "array"
+            and doc["chunk_grid"].get("name") == "regular" and c == n
+            and first.get("name") == "bytes"
+            and (endian == "little" or (endian is None and dtype.itemsize == 1))
+            and (not rest or (len(rest) == 1 and rest[0].get("name") == "zstd"))
+            and enc.get("name") == "default" and sep in ("/", ".")
+            and dtype.kind in "iuf" and fill is not None
+            and not doc.get("storage_transformers")):
+        return None
+    dtype = dtype.newbyteorder("<")
+    if n == 0:
+        return np.zeros(0, dtype)
+    raw = _read(loc, f"{loc.path.rstrip('/')}/c{sep}0")
+    if raw is None:  # never written: the fill value
+        return np.full(n, fill, dtype)
+    if rest:
+        from numcodecs.zstd import Zstd
+
+        raw = bytes(Zstd().decode(raw))
+    if len(raw) != n * dtype.itemsize:
+        return None
+    return np.frombuffer(raw, dtype=dtype).copy()
+
 
 def _read(loc: Location, path: str, start: int | None = None,
           end: int | None = None) -> bytes | None:
@@ -100,9 +262,9 @@ class Level0Reader:
     rewritten while the reader lives (stores are written once, atomically).
     """
 
-    def __init__(self, loc: Location, arr: Any):
+    def __init__(self, loc: Location, arr: Any = None, layout: ShardLayout | None = None):
         self.loc = loc
-        self.layout = ShardLayout.of(arr)
+        self.layout = layout if arr is None else ShardLayout.of(arr)
         self._index: dict[int, np.ndarray | None] = {}
 
     @property
@@ -172,11 +334,13 @@ class Level0Reader:
 
     def read(self, rows: list[int], i0: int, i1: int,
              convert: Callable[[np.ndarray | None, np.ndarray], None],
-             out: np.ndarray) -> bool:
+             out: np.ndarray, finish: Callable[[int, int], None] | None = None) -> bool:
         """Fill ``out`` (rows x [i0, i1)) via ``convert(digital, dest)``; False if unsupported.
 
         ``digital`` is None for a chunk that was never written (the fill value). Two
-        threads share a multi-chunk range: this one and the process's pool.
+        threads share a multi-chunk range: this one and the process's pool. ``finish(a, b)``
+        runs on the same thread once columns ``out[:, a:b]`` are all converted (a second
+        pass over them, e.g. dequantising, split over the threads with no extra hand-off).
         """
         lay = self.layout
         if lay is None or i1 <= i0:
@@ -210,6 +374,9 @@ class Level0Reader:
                 put(j * per_shard + c, block)
 
             self._piece(j, a, b, local_put)
+            if finish is not None:
+                c0, c1 = j * per_shard + a, j * per_shard + b
+                finish(max(i0, c0 * lay.chunk) - i0, min(i1, c1 * lay.chunk) - i0)
 
         if len(tasks) == 1:
             run(tasks[0])

@@ -46,7 +46,12 @@ def _open_root(where: StoreLike, storage_options: dict[str, Any] | None) -> tupl
         if type(exc).__name__ in ("GroupNotFoundError", "NodeTypeValidationError"):
             raise ArchiveFormatError(f"not a Zarr v3 group ({exc})", path=url) from exc
         raise
-    attrs = root.attrs.asdict()
+    _check_root(root.attrs.asdict(), url)
+    return root, url
+
+
+def _check_root(attrs: dict[str, Any], url: str) -> None:
+    """Raise unless the root attrs are those of a complete store this reader knows."""
     if attrs.get("format") != layout.FORMAT:
         raise ArchiveFormatError(
             f"not a complete biosigio Zarr store: root attr 'format' is "
@@ -58,7 +63,6 @@ def _open_root(where: StoreLike, storage_options: dict[str, Any] | None) -> tupl
         raise ArchiveFormatError(
             f"unsupported biosigio Zarr format_version {version!r} (this reader knows up to "
             f"{layout.FORMAT_VERSION})", path=url)
-    return root, url
 
 
 def _group_names(root: Any) -> list[str]:
@@ -158,18 +162,26 @@ def _open_group_in(root: Any, url: str, where: StoreLike, group: str | None,
     a0_attrs = a0.attrs.asdict()
     entries = sorted(attrs.get("channels", []), key=lambda e: int(e.get("row_index", 0)))
     labels, _ = make_unique_labels([str(e["label"]) for e in entries])
-    n_ch = int(a0.shape[0])
-    scale = np.asarray(a0_attrs.get("scale", [e.get("scale", 1.0) for e in entries]),
-                       dtype=np.float64).reshape(n_ch)
-    offset = np.asarray(a0_attrs.get("offset", [e.get("offset", 0.0) for e in entries]),
-                        dtype=np.float64).reshape(n_ch)
-    nan_code = a0_attrs.get("nan_code") if np.dtype(a0.dtype).kind == "i" else None
+    scale, offset, nan_code = _dequant_params(a0_attrs, entries, int(a0.shape[0]),
+                                              np.dtype(a0.dtype))
     loc = None
     if not isinstance(where, Store):
         loc = resolve(where, storage_options).child(name).child("0")
     return StoreGroup(url, root, name, attrs, a0, labels, entries, scale, offset,
-                      None if nan_code is None else int(nan_code), float(attrs["rate"]),
+                      nan_code, float(attrs["rate"]),
                       float(attrs.get("t0", 0.0)), loc)
+
+
+def _dequant_params(a0_attrs: dict[str, Any], entries: list[dict[str, Any]], n_ch: int,
+                    dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """Per-row float64 scale and offset and the NaN code (integer levels only) of level 0
+    from its attrs (stores of biosigio 1.2: the channel entries)."""
+    scale = np.asarray(a0_attrs.get("scale", [e.get("scale", 1.0) for e in entries]),
+                       dtype=np.float64).reshape(n_ch)
+    offset = np.asarray(a0_attrs.get("offset", [e.get("offset", 0.0) for e in entries]),
+                        dtype=np.float64).reshape(n_ch)
+    nan_code = a0_attrs.get("nan_code") if dtype.kind == "i" else None
+    return scale, offset, None if nan_code is None else int(nan_code)
 
 
 def _read_rows(arr: Any, rows: list[int], n_ch: int, sl: slice, lead: tuple[Any, ...] = ()
@@ -283,17 +295,24 @@ def _metadata(root: Any, url: str, name: str | None) -> dict[str, Any]:
 
 
 def _events(root: Any, tmin: float | None, tmax: float | None) -> Any:
-    import pandas as pd
-
     if "events" not in root.group_keys():
         return None
     eg = root["events"]
     attrs = eg.attrs.asdict()
     if not attrs.get("n_events"):
         return None
-    onset = np.asarray(eg["onset"][...], dtype=np.float64)
-    duration = np.asarray(eg["duration"][...], dtype=np.float64)
-    codes = np.asarray(eg["code"][...]).astype(np.int64)
+    return _events_frame(attrs, eg["onset"][...], eg["duration"][...], eg["code"][...],
+                         tmin, tmax)
+
+
+def _events_frame(attrs: dict[str, Any], onset: Any, duration: Any, codes: Any,
+                  tmin: float | None, tmax: float | None) -> Any:
+    """The events DataFrame from the events group's attrs and its three arrays."""
+    import pandas as pd
+
+    onset = np.asarray(onset, dtype=np.float64)
+    duration = np.asarray(duration, dtype=np.float64)
+    codes = np.asarray(codes).astype(np.int64)
     label_map = attrs.get("label_map", {})
     lut = np.array([_jsonsafe.decode(label_map.get(str(c), str(c)))
                     for c in range(int(codes.max()) + 1)] if codes.size else [], dtype=object)
@@ -312,6 +331,31 @@ def _events(root: Any, tmin: float | None, tmax: float | None) -> Any:
     if tmax is not None:
         keep &= onset < tmax
     return frame[keep].reset_index(drop=True)
+
+
+def _events_direct(loc: Location) -> tuple[bool, Any]:
+    """``(True, events or None)`` read without zarr (the ``zarr.json`` documents and the
+    three single-chunk arrays); ``(False, None)`` when the layout is one to leave to zarr."""
+    from ._fastread import read_json, read_small_array
+
+    eloc = loc.child("events")
+    doc = read_json(eloc)
+    if doc is None:
+        return True, None  # no events group (every zarr v3 node has its zarr.json)
+    attrs = doc.get("attributes")
+    if doc.get("zarr_format") != 3 or doc.get("node_type") != "group" or \
+            not isinstance(attrs, dict):
+        return False, None
+    if not attrs.get("n_events"):
+        return True, None
+    arrays = []
+    for name in ("onset", "duration", "code"):
+        adoc = read_json(eloc.child(name))
+        arr = None if adoc is None else read_small_array(eloc.child(name), adoc)
+        if arr is None:
+            return False, None
+        arrays.append(arr)
+    return True, _events_frame(attrs, arrays[0], arrays[1], arrays[2], None, None)
 
 
 def read_events(where: StoreLike, *, tmin: float | None = None, tmax: float | None = None,

@@ -2,7 +2,7 @@
 
 The server (stdlib ``ThreadingHTTPServer``) finds the stores under a target (one store, or a
 storage root: every folder whose root ``zarr.json`` says ``format="biosigio-zarr"``; local
-path or fsspec URL) and answers three requests the page makes:
+path or fsspec URL) and answers the requests the page makes:
 
 - ``/api/stores``: the store ids (paths relative to the target);
 - ``/api/meta?store=ID``: groups (rate, t0, samples, view levels, channels with label, unit,
@@ -10,13 +10,16 @@ path or fsspec URL) and answers three requests the page makes:
 - ``/api/tile?store=ID&group=G&level=L&tile=K&rows=R``: columns ``[K*T, (K+1)*T)`` of view
   level ``L`` (``T = TILE`` columns; level 0 = the samples) for the rows ``R``, as raw
   little-endian values in the level's stored type (int16 digital or float32): level 0 is
-  ``rows x n``; a view level is the min block then the max block, each ``rows x n``.
+  ``rows x n``; a view level is the min block then the max block, each ``rows x n``;
+- ``/api/tiles`` (a run of tiles in one go) and ``/api/first`` (the first view's tiles,
+  planned as the page plans them; the page's head asks for them with the metadata).
 
 Reads touch only the chunks holding a tile. See ``docs/viewer.md``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -40,7 +43,8 @@ TILE = 256
 MAX_TILES = 64
 _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/index.html": ("index.html", "text/html; charset=utf-8"),
-           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
+           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
+           "/boot.js": ("boot.js", "text/javascript; charset=utf-8")}
 
 
 def _is_store(fs: Any, path: str) -> bool:
@@ -91,6 +95,8 @@ class _Group:
     levels: list[Any]  # view arrays 1..n (index 0 unused)
     lengths: list[int]  # columns per level (0 = samples)
     direct: Any = None  # serving._fastread.Level0Reader (layout + shard indexes kept)
+    #: per view level: (its Location, ChunkLayout) to read chunks without zarr, or None
+    plain: list[Any] | None = None
 
 
 class ViewerServer(ThreadingHTTPServer):
@@ -99,18 +105,31 @@ class ViewerServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, target: str, address: tuple[str, int],
-                 storage_options: dict[str, Any] | None = None):
+                 storage_options: dict[str, Any] | None = None, warm: bool = True):
         self.target = target
         self.storage_options = storage_options
         self.stores = find_stores(target, storage_options)
         self._groups: dict[tuple[str, str], _Group] = {}
         self._meta: dict[str, bytes] = {}
+        self._names: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         #: decoded view-level chunks kept (bytes); 0 keeps only the last one
         self.cache_bytes = 256 << 20
         self._chunks: OrderedDict[tuple[str, str, int, int], np.ndarray] = OrderedDict()
         self._chunk_bytes = 0
         super().__init__(address, _Handler)
+        if warm:
+            threading.Thread(target=self.warm, daemon=True, name="biosigio-viewer-warm").start()
+
+    def warm(self, max_stores: int = 8) -> None:
+        """Import the readers and build the metadata of the first ``max_stores`` stores
+        (run in the background at start-up: a browser opened after ``view`` then finds
+        them ready instead of paying ~0.4 s of imports and opening on its first page)."""
+        for sid in list(self.stores)[:max_stores]:
+            try:
+                self.meta(sid)
+            except Exception:  # a store that fails here fails again, visibly, when asked
+                continue
 
     @property
     def url(self) -> str:
@@ -120,16 +139,16 @@ class ViewerServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/"
 
     def page(self) -> bytes:
-        """``index.html`` with the script inlined and the store list embedded (no round
-        trips before the page asks for a store's metadata)."""
-        static = resources.files(__package__).joinpath("static")
-        html = static.joinpath("index.html").read_text("utf-8")
-        script = static.joinpath("viewer.js").read_text("utf-8")
+        """``index.html`` with the scripts inlined and the store list embedded: the page's
+        head asks for the store's metadata before the browser parses the main script."""
+        html, script, boot = _static_texts()
         self.stores = find_stores(self.target, self.storage_options)
         listing = json.dumps({"target": self.target, "stores": list(self.stores)})
-        inline = (f"<script>window.BIOSIGIO_STORES = {_no_close(listing)};</script>\n"
-                  f"<script>\n{_no_close(script)}</script>")
-        return html.replace('<script src="viewer.js"></script>', inline).encode()
+        head = (f"<script>window.BIOSIGIO_STORES = {_no_close(listing)};\n"
+                f"{_no_close(boot)}</script>")
+        html = html.replace('<script src="boot.js"></script>', head)
+        return html.replace('<script src="viewer.js"></script>',
+                            f"<script>\n{_no_close(script)}</script>").encode()
 
     def _view(self, sid: str, g: _Group, level: int, rows: list[int], j0: int,
               j1: int) -> np.ndarray:
@@ -147,8 +166,14 @@ class ViewerServer(ThreadingHTTPServer):
                     self._chunks.move_to_end((sid, g.sg.name, level, c))
                     blocks[c] = block
         miss = [c for c in span if c not in blocks]
-        if miss:  # one zarr read for the missing chunks (decoded concurrently by zarr)
+        plain = g.plain[level] if g.plain else None
+        if miss and plain is not None:  # each chunk read and decoded directly
+            loc, lay = plain
+            got = np.concatenate([lay.read(loc, (0, 0, c))
+                                  for c in range(miss[0], miss[-1] + 1)], axis=2)
+        elif miss:  # one zarr read for the missing chunks (decoded concurrently by zarr)
             got = np.asarray(arr[:, :, miss[0] * ct: min(n, (miss[-1] + 1) * ct)])
+        if miss:
             with self._lock:
                 for c in range(miss[0], miss[-1] + 1):
                     block = got[:, :, (c - miss[0]) * ct: (c - miss[0] + 1) * ct]
@@ -187,7 +212,20 @@ class ViewerServer(ThreadingHTTPServer):
             from ..serving._fastread import Level0Reader
 
             direct = Level0Reader(sg.loc, sg.a0)
-        g = _Group(sg, levels, lengths, direct)
+        plain: list[Any] | None = None
+        if sg.loc is not None:  # view levels whose chunks read without zarr
+            from ..serving._fastread import ChunkLayout, read_json
+
+            plain = [None]
+            for k in range(1, n_levels + 1):
+                vloc = resolve(sg.url, self.storage_options).child(name).child("view") \
+                    .child(str(k))
+                doc = read_json(vloc)
+                lay = None if doc is None else ChunkLayout.from_doc(doc)
+                ok = lay is not None and len(lay.shape) == 3 and \
+                    lay.chunks[:2] == lay.shape[:2] and lay.shape == levels[k].shape
+                plain.append((vloc, lay) if ok else None)
+        g = _Group(sg, levels, lengths, direct, plain)
         with self._lock:
             self._groups[key] = g
         return g
@@ -228,6 +266,45 @@ class ViewerServer(ThreadingHTTPServer):
         with self._lock:
             self._meta[sid] = body
         return body
+
+    def first(self, sid: str, group: str | None, t: str | None, w: str | None, px: float,
+              per_page: int) -> tuple[dict[str, str], bytes] | None:
+        """The first view's tiles as the page will plan them (same view clamp, level choice
+        and tile range as ``viewer.js``) for a plot ``px`` CSS pixels wide and the first
+        ``per_page`` channels: ``(headers, body)``, or None when there is nothing to draw."""
+        names = self._names.get(sid)
+        if names is None:
+            from ..serving.reader import _group_names, _open_root
+
+            names = self._names[sid] = _group_names(
+                _open_root(self.store_url(sid), self.storage_options)[0])
+        if not names:
+            return None
+        name = group if group in names else names[0]
+        g = self.group(sid, name)
+        sg = g.sg
+        rate, t0, dur = sg.rate, sg.t0, sg.n_samples / sg.rate
+        span = float(w) if w else min(30.0, dur)
+        start = float(t) if t else t0
+        if not (math.isfinite(span) and math.isfinite(start)):
+            raise ValueError("t and w must be finite seconds")
+        span = min(max(span, 8 / rate), max(dur * 1.02, 8 / rate))  # clampView()
+        start = min(max(start, t0 - span * 0.5), t0 + dur - span * 0.5)
+        ds = int(sg.attrs.get("view_downsample", 4))
+        level = 0  # pickLevel(): the coarsest level with at least half a column per pixel
+        while level + 1 < len(g.lengths) and span * rate / ds ** (level + 1) >= px / 2:
+            level += 1
+        f, n = ds ** level, g.lengths[level]
+        j0 = max(0, math.floor((start - t0) * rate / f))
+        j1 = min(n, math.ceil((start + span - t0) * rate / f))
+        n_rows = min(per_page, len(sg.labels))
+        if j1 <= j0 or n_rows < 1:
+            return None
+        k0, k1 = j0 // TILE, (j1 - 1) // TILE
+        k1 = min(k1, k0 + MAX_TILES - 1)
+        body = self.tiles(sid, name, level, k0, k1, list(range(n_rows)))
+        return {"X-Group": name, "X-Level": str(level), "X-Tiles": f"{k0}-{k1}",
+                "X-Rows": f"0-{n_rows - 1}"}, body
 
     def tile(self, sid: str, name: str, level: int, k: int, rows: list[int]) -> bytes:
         """One tile as raw little-endian bytes (see the module docstring)."""
@@ -271,6 +348,14 @@ def _level0_digital(direct: Any, sg: Any, rows: list[int], i0: int, i1: int) -> 
     return np.asarray(sg.a0.get_orthogonal_selection((rows, slice(i0, i1))))
 
 
+@functools.cache
+def _static_texts() -> tuple[str, str, str]:
+    """``index.html``, ``viewer.js`` and ``boot.js`` (read once per process)."""
+    static = resources.files(__package__).joinpath("static")
+    return tuple(static.joinpath(f).read_text("utf-8")  # type: ignore[return-value]
+                 for f in ("index.html", "viewer.js", "boot.js"))
+
+
 def _no_close(text: str) -> str:
     """Text safe inside an inline ``<script>`` (no ``</`` closing it early)."""
     return text.replace("</", "<\\/")
@@ -297,8 +382,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str, cache: str = "no-cache") -> None:
+    def _send(self, code: int, body: bytes, ctype: str, cache: str = "no-cache",
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", cache)
@@ -328,6 +416,14 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self.server.tiles(q.get("store", ""), q["group"], int(q["level"]),
                                          int(k0), int(k1 or k0), _rows(q["rows"]))
                 self._send(200, body, "application/octet-stream", "private, max-age=60")
+            elif parts.path == "/api/first":
+                got = self.server.first(q.get("store", ""), q.get("group"), q.get("t"),
+                                        q.get("w"), float(q.get("px", "1000")),
+                                        int(q.get("n", "32")))
+                if got is None:
+                    self._send(204, b"", "application/octet-stream")
+                else:
+                    self._send(200, got[1], "application/octet-stream", "no-store", got[0])
             elif parts.path == "/api/tile":
                 body = self.server.tile(q.get("store", ""), q["group"], int(q["level"]),
                                         int(q["tile"]), _rows(q["rows"]))
@@ -345,10 +441,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(target: str, host: str = "127.0.0.1", port: int = 8765,
-          storage_options: dict[str, Any] | None = None) -> ViewerServer:
+          storage_options: dict[str, Any] | None = None, warm: bool = True) -> ViewerServer:
     """A started-on-demand server for ``target``: call ``serve_forever()`` on it (or run it
-    in a thread); ``.url`` is the page's address. Port 0 picks a free port."""
-    return ViewerServer(target, (host, port), storage_options)
+    in a thread); ``.url`` is the page's address. Port 0 picks a free port. ``warm``: build
+    the metadata of the first stores in a background thread at once (:meth:`ViewerServer.warm`)."""
+    return ViewerServer(target, (host, port), storage_options, warm)
 
 
 def viewer_link(base_url: str, store_id: str, tmin: float | None = None,

@@ -183,3 +183,48 @@ def test_raw_windows_give_stored_codes_and_their_scale(tmp_path: Path, sources: 
         w = WindowDataset(src, 10.0, raw=True)[2]
         assert w.data.dtype == np.float32 and np.all(w.scale == 1) and np.all(w.offset == 0)
         np.testing.assert_array_equal(w.data, WindowDataset(src, 10.0)[2].data)
+
+
+def test_direct_opening_matches_the_zarr_path(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stores opened from their zarr.json documents give the windows, events and raw
+    codes that opening through zarr gives, bit for bit (int16 with NaN codes, float32,
+    a channel subset, float64 output, a memory:// URL)."""
+    import uuid
+
+    import biosigio_lib.windows as W
+
+    rec = _rec(60.0, seed=7)
+    rec.grid(100.0).data[2, 2000:2100] = np.nan
+    url = f"memory://{uuid.uuid4().hex}/m.zarr"
+    stores = [rec.to_zarr(tmp_path / "q.zarr", chunk_seconds=1.0, shard_seconds=20.0),
+              rec.to_zarr(tmp_path / "f.zarr", dtype="float32"), rec.to_zarr(url)]
+    cases: list[dict[str, Any]] = [{}, {"channels": ["C3", "C1"]}, {"dtype": np.float64},
+                                   {"raw": True}]
+
+    def windows(store: str, kw: dict[str, Any]) -> list[Any]:
+        ds = W.WindowDataset(store, 10.0, 5.0, **kw)
+        return [*ds, ds[3]]
+
+    for store in stores:
+        for kw in cases:
+            fast = windows(store, kw)
+            with monkeypatch.context() as m:
+                m.setattr(W, "_direct_groups", lambda loc: None)
+                slow = windows(store, kw)
+                assert not W.WindowDataset(store, 10.0)._cache.get(("loc", store))
+            assert len(fast) == len(slow) == 12
+            for a, b in zip(fast, slow):
+                assert a.data.dtype == b.data.dtype
+                np.testing.assert_array_equal(a.data.view(np.uint8), b.data.view(np.uint8))
+                assert (a.start, a.channels, a.units, a.nan_code) == \
+                    (b.start, b.channels, b.units, b.nan_code)
+                np.testing.assert_array_equal(a.scale, b.scale)
+                assert a.events.equals(b.events)
+    assert np.isnan(W.WindowDataset(stores[0], 10.0)[2].data[2, :100]).all()
+    import pickle  # DataLoader workers: an unpickled dataset opens directly again
+
+    ds = pickle.loads(pickle.dumps(W.WindowDataset(stores[0], 10.0)))
+    assert not ds._cache
+    np.testing.assert_array_equal(ds[2].data, W.WindowDataset(stores[0], 10.0)[2].data)
+    assert ds._cache[("loc", stores[0])] is not None and not any(k[0] == "root" for k in ds._cache)

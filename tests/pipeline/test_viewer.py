@@ -50,6 +50,22 @@ def _get(url: str) -> bytes:
         return r.read()
 
 
+def test_server_warms_the_store_metadata_in_the_background(root: Path) -> None:
+    import time
+
+    srv = serve(str(root), port=0)
+    try:
+        deadline = time.monotonic() + 60
+        while len(srv._meta) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(srv._meta) == ["b.zarr", "sub-01/a.zarr"]
+    finally:
+        srv.server_close()
+    cold = serve(str(root), port=0, warm=False)
+    cold.server_close()
+    assert not cold._meta
+
+
 def test_find_stores(root: Path) -> None:
     assert list(find_stores(str(root))) == ["b.zarr", "sub-01/a.zarr"]
     assert list(find_stores(str(root / "b.zarr"))) == [""]
@@ -161,6 +177,44 @@ def _tiles_of(url: str) -> list[str]:
     return [f"{q['level']}/{q['tile']}"] if parts.path.endswith("/api/tile") else []
 
 
+def _first_tiles(response: Any) -> list[str]:
+    """The tiles an ``/api/first`` answer holds (its ``X-Level`` and ``X-Tiles``)."""
+    if "/api/first" not in response.url or response.status != 200:
+        return []
+    h = response.headers
+    k0, _, k1 = h["x-tiles"].partition("-")
+    return [f"{h['x-level']}/{k}" for k in range(int(k0), int(k1) + 1)]
+
+
+def test_first_view_tiles_come_with_the_metadata(server: Any) -> None:
+    """The head of the page asks for the metadata and the first view's tiles at once; the
+    server plans the tiles as the page does, so the first draw makes no other request."""
+    sync_playwright = _browser()
+    frags = ["store=sub-01/a.zarr&t=0&w=300", "store=sub-01/a.zarr&t=3600&w=30",
+             "store=sub-01/a.zarr&t=-50&w=100000", "store=sub-01/a.zarr&t=77.3&w=1.7",
+             "store=sub-01/a.zarr&group=nope&t=10&w=60", "store=b.zarr", ""]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        try:
+            for width in (1200, 777):
+                for frag in frags:
+                    page = browser.new_page(viewport={"width": width, "height": 600})
+                    urls: list[str] = []
+                    page.on("request", lambda r, urls=urls: urls.append(r.url))
+                    page.goto(server.url + "#" + frag)
+                    last = page.evaluate("window.viewer.idle()")
+                    api = sorted(u.split("/api/")[1].split("?")[0] for u in urls if "/api/" in u)
+                    assert api == ["first", "meta"], (width, frag, api)
+                    assert page.evaluate("window.viewer.stats.requests") == 1
+                    assert last["usedBytes"] == page.evaluate("window.viewer.stats.bytes")
+                    page.close()
+        finally:
+            browser.close()
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _get(server.url + "api/first?store=b.zarr&px=900&n=32&w=nan")
+    assert info.value.code == 400
+
+
 def test_page_draws_pans_zooms_in_chromium(server: Any) -> None:
     sync_playwright = _browser()
     tiles: list[str] = []
@@ -171,6 +225,7 @@ def test_page_draws_pans_zooms_in_chromium(server: Any) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: tiles.extend(_tiles_of(r.url)))
+            page.on("response", lambda r: tiles.extend(_first_tiles(r)))
             page.goto(server.url + "#store=sub-01/a.zarr&t=0&w=300")
             first = page.evaluate("window.viewer.idle()")
             assert first["level"] >= 1 and first["rows"] == 32  # an envelope, one page

@@ -3,7 +3,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const canvas = $("plot"), ctx = canvas.getContext("2d");
+  const canvas = $("plot"), ctx = canvas.getContext("2d", { alpha: false });  // opaque: cheaper frames
   const LEFT = 130, TOP = 18, BOTTOM = 22, RIGHT = 6;
   const S = {
     stores: [], store: null, meta: null, g: null, gi: 0, sel: [], page: 0, pageSize: 32,
@@ -100,8 +100,37 @@
   }
 
   // ---------------------------------------------------------------- render
+  // the tiles boot.js asked for with the metadata: registered as in flight under their
+  // keys, so the first plan waits for them instead of asking again (others: fetched)
+  function adoptFirst(h) {
+    if (!h || !S.g || h.group !== S.g.name) { if (h) h.body.catch(() => {}); return; }
+    const g = S.g, [k0, k1] = h.tiles.split("-").map(Number), L = h.level;
+    const rows = [], [r0, r1] = h.rows.split("-").map(Number);
+    for (let r = r0; r <= r1; r++) rows.push(r);
+    const per = (g.dtype === "int16" ? 2 : 4) * rows.length * (L ? 2 : 1), keys = [];
+    for (let k = k0; k <= k1; k++) keys.push(S.store + "|" + g.name + "|" + L + "|" + k + "|" + h.rows);
+    S.stats.requests++;
+    const p = h.body.then((buf) => {
+      S.stats.marks.tiles = performance.now();
+      S.stats.bytes += buf.byteLength;
+      let off = 0;
+      for (let k = k0; k <= k1; k++) {
+        const n = Math.min(S.tile, g.lengths[L] - k * S.tile) * per;
+        S.cache.set(keys[k - k0], decode(buf.slice(off, off + n), L, rows));
+        off += n;
+      }
+    }).finally(() => { for (const key of keys) S.inflight.delete(key); });
+    p.catch(() => {});
+    for (const key of keys) S.inflight.set(key, p);
+  }
+
   function render() {
     if (!S.g) return;
+    if (S.first) {  // the very first view: wait for the early tiles' headers (not body)
+      const f = S.first; S.first = null;
+      f.then(adoptFirst, () => {}).finally(render);
+      return;
+    }
     clampView();
     const p = plan(), gen = ++S.gen;
     S.complete = false;
@@ -140,16 +169,21 @@
 
   // ---------------------------------------------------------------- raster
   let _R = null;
-  function raster(dw, dh) {  // a cleared transparent ImageData of the plot (kept between draws)
-    if (!_R || _R.img.width !== dw || _R.img.height !== dh) {
-      const c = document.createElement("canvas"); c.width = dw; c.height = dh;
+  function raster(dw, dh, row) {  // the plot's ImageData (kept between draws), every pixel row
+    if (!_R || _R.img.width !== dw || _R.img.height !== dh) {  // set to ``row`` (the background)
       const img = new ImageData(dw, dh);
-      _R = { canvas: c, octx: c.getContext("2d"), img, px: new Uint32Array(img.data.buffer),
+      _R = { img, px: new Uint32Array(img.data.buffer), row,
         top: new Float32Array(dw), bot: new Float32Array(dw), mins: new Float32Array(0), maxs: new Float32Array(0) };
-    } else {
-      _R.px.fill(0);
     }
+    for (let y = 0, px = _R.px; y < dh; y++) px.set(row, y * dw);  // native row copies
     return _R;
+  }
+
+  // opaque ABGR pixel of colour (r, g, b) at alpha a over the ABGR pixel under it
+  function blend(under, r, g, b, a) {
+    const ur = under & 255, ug = (under >>> 8) & 255, ub = (under >>> 16) & 255;
+    return (0xff000000 | (Math.round(b * a + ub * (1 - a)) << 16) |
+      (Math.round(g * a + ug * (1 - a)) << 8) | Math.round(r * a + ur * (1 - a))) >>> 0;
   }
 
   function span(top, bot, dw, xa, xb, ya, yb) {  // the pixels a segment crosses, per column
@@ -177,14 +211,19 @@
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
     const pw = plotW(), ph = H - TOP - BOTTOM, nr = Math.max(1, p.rows.length), band = ph / nr;
     const x = (t) => LEFT + (t - S.t0) / S.span * pw;
-    drawEvents(x, ph);
-    // traces: rasterised into one ImageData (device pixels, no anti-aliasing) and drawn
-    // with a single drawImage: stroking ~50k thick segments costs the canvas 0.5-3 s/frame
+    const M = S.stats.marks;
+    // traces: rasterised into one ImageData (device pixels, no anti-aliasing) over the
+    // events' background and put with a single putImageData: stroking ~50k thick segments
+    // costs the canvas 0.5-3 s/frame, a blend of a transparent layer tens of ms
     const colT = p.f / g.rate, m = p.j1 - p.j0, used = [];
     let usedBytes = 0;
     for (const t of p.tiles) { const c = S.cache.get(t.key); used.push(c ? { k: t.k, c } : null); if (c) usedBytes += c.bytes; }
     const dw = Math.max(1, Math.round(pw * dpr)), dh = Math.max(1, Math.round(ph * dpr));
-    const R = raster(dw, dh);
+    const row = _R && _R.row.length === dw ? _R.row : new Uint32Array(dw);
+    row.fill(0xffffffff);  // white, then the events' shading and markers
+    drawEvents(x, row, dpr);
+    M.events = performance.now();
+    const R = raster(dw, dh, row);
     const mins = R.mins.length >= m ? R.mins : (R.mins = new Float32Array(m));
     const maxs = R.maxs.length >= m ? R.maxs : (R.maxs = new Float32Array(m));
     const top = R.top, bot = R.bot, px = R.px;
@@ -246,8 +285,9 @@
         for (let y = ya, i = ya * dw + X; y <= yb; y++, i += dw) px[i] = color;
       }
     }
-    R.octx.putImageData(R.img, 0, 0);
-    ctx.drawImage(R.canvas, 0, 0, dw, dh, LEFT, TOP, pw, ph);
+    M.raster = performance.now();
+    ctx.putImageData(R.img, Math.round(LEFT * dpr), Math.round(TOP * dpr));  // opaque: no blending
+    M.image = performance.now();
     // channel names and units
     ctx.fillStyle = "#222"; ctx.font = "12px system-ui, sans-serif"; ctx.textBaseline = "middle";
     for (let r = 0; r < p.rows.length; r++) {
@@ -257,6 +297,7 @@
     }
     ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1; ctx.strokeRect(LEFT + 0.5, TOP + 0.5, pw, ph);
     drawAxis(x, pw, H);
+    M.text = performance.now();
     S.stats.draws++;
     if (!missing) {
       S.complete = true;
@@ -270,7 +311,11 @@
       history.replaceState(null, "", "#store=" + encodeURIComponent(S.store) + "&group=" +
         encodeURIComponent(g.name) + "&t=" + S.t0.toFixed(3) + "&w=" + S.span.toPrecision(6));
     }
-    if (!missing && !S.eventsListed) { S.eventsListed = true; setTimeout(listEvents, 0); }
+    // the event menu: well after the frame that shows this draw
+    if (!missing && !S.eventsListed) {
+      const store = S.store;
+      setTimeout(() => { if (S.store === store && !S.eventsListed) { S.eventsListed = true; listEvents(); } }, 500);
+    }
     const pages = Math.max(1, Math.ceil(S.sel.length / S.pageSize));
     $("pglabel").textContent = "ch " + (S.sel.length ? S.page * S.pageSize + 1 : 0) + "\u2013" +
       Math.min(S.sel.length, (S.page + 1) * S.pageSize) + " of " + S.sel.length + " (page " + (S.page + 1) + "/" + pages + ")";
@@ -278,24 +323,34 @@
       (missing ? "  loading\u2026" : ""));
   }
 
-  function listEvents() {  // the "jump to event" menu (up to 5000), filled in idle time
+  // the "jump to event" menu (up to 5000 options): filled in short idle-time steps once the
+  // first view is on screen (its options cost style and layout), or at once when used
+  let _listing = null;
+  function listEvents() {
     const ev = $("events"), E = S.meta.events, n = Math.min(E.onset.length, 5000), store = S.store;
     ev.length = 1;
     let i = 0;
     const idle = window.requestIdleCallback || ((f) => setTimeout(() => f({ timeRemaining: () => 8 }), 0));
-    const step = (deadline) => {
-      if (S.store !== store) return;  // another store opened meanwhile
+    const step = (deadline, all) => {
+      if (S.store !== store || _listing !== step) return;  // another store opened meanwhile
       const frag = document.createDocumentFragment();
+      const stop = all ? Infinity : performance.now() + Math.min(8, deadline.timeRemaining());
       do {
-        for (const end = Math.min(n, i + 200); i < end; i++) {
+        for (const end = Math.min(n, i + 100); i < end; i++) {
           const o = document.createElement("option"); o.value = i;
           o.textContent = fmtClock(E.onset[i], 1) + "  " + E.description[i]; frag.appendChild(o);
         }
-      } while (i < n && deadline.timeRemaining() > 4);
+      } while (i < n && performance.now() < stop);
       ev.appendChild(frag);
-      if (i < n) idle(step, { timeout: 1000 });
+      if (i < n) idle(step, { timeout: 1000 }); else _listing = null;
     };
+    _listing = step;
     idle(step, { timeout: 1000 });
+  }
+  function listEventsNow() {  // the menu is being opened: the rest of its options at once
+    if (!S.meta) return;
+    if (!S.eventsListed) { S.eventsListed = true; listEvents(); }
+    if (_listing) _listing(null, true);
   }
 
   function fmtSpan(s) {
@@ -304,18 +359,25 @@
     return s.toPrecision(3) + " s";
   }
 
-  function drawEvents(x, ph) {
-    const ev = S.meta.events, n = ev.onset.length;
+  // events: shaded durations and onset markers go into ``row`` (one pixel row of the plot's
+  // background, device pixels; every row of the plot starts as a copy of it, under the
+  // traces), the texts onto the canvas. Touching/overlapping durations are one shaded span
+  // (a hypnogram is one, not thousands); markers: at most one per pixel column.
+  function drawEvents(x, row, dpr) {
+    const ev = S.meta.events, n = ev.onset.length, dw = row.length;
     if (!n) return;
     const tA = S.t0, tB = S.t0 + S.span;
     let i = lowerBound(ev.onset, tA - maxDur());
     let lastText = -1e9, count = 0, lastMark = -1, sa = NaN, sb = NaN;
-    const right = LEFT + plotW();
+    const right = LEFT + plotW(), marks = [];
+    const X = (v) => Math.min(dw, Math.max(0, Math.round((v - LEFT) * dpr)));
     ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "alphabetic";
-    // durations: touching/overlapping spans merged into one shaded rectangle (a hypnogram
-    // is one rectangle, not thousands); markers: at most one per pixel column
+    ctx.fillStyle = "rgba(200,40,40,0.85)";
     const shade = () => {
-      if (sa === sa && sb > sa) { ctx.fillStyle = "rgba(230,140,20,0.07)"; ctx.fillRect(sa, TOP, sb - sa, ph); }
+      if (sa === sa && sb > sa) {
+        const a = X(sa), b = Math.max(X(sb), a + 1), c = blend(row[Math.min(a, dw - 1)], 230, 140, 20, 0.07);
+        row.fill(c, a, b);
+      }
     };
     for (; i < n && ev.onset[i] < tB; i++) {
       const on = ev.onset[i], du = ev.duration[i];
@@ -327,8 +389,7 @@
       }
       const xr = Math.round(xa);
       if (xa >= LEFT && xa <= right && xr !== lastMark) {
-        ctx.fillStyle = "rgba(200,40,40,0.85)";
-        ctx.fillRect(xr, TOP, 1, ph);
+        marks.push(xr);
         lastMark = xr;
         if (xa - lastText > 60 && count < 400) {
           ctx.fillText(ev.description[i].slice(0, 24), xa + 2, TOP - 4);
@@ -337,6 +398,11 @@
       }
     }
     shade();
+    const w = Math.max(1, Math.round(dpr));  // markers over the shading: 1 CSS pixel wide
+    for (const xr of marks) {
+      const a = X(xr);
+      for (let k = a; k < Math.min(dw, a + w); k++) row[k] = blend(row[k], 200, 40, 40, 0.85);
+    }
   }
 
   let _maxDur = null;
@@ -369,7 +435,13 @@
 
   // ---------------------------------------------------------------- loading
   async function loadStores() {
+    // load the fonts while the metadata and first tiles are on their way (a renderer's first
+    // text costs tens of ms: better now than in the first draw)
+    for (const f of ["11px system-ui, sans-serif", "12px system-ui, sans-serif"]) { ctx.font = f; ctx.measureText("Wg0"); }
     const h0 = hashParams(), pre = window.BIOSIGIO_STORES;  // embedded by the server
+    // the metadata request the page's head already made (before this script was parsed)
+    if (window.BIOSIGIO_META && !S.metaPromise) S.metaPromise = window.BIOSIGIO_META;
+    window.BIOSIGIO_META = null;
     if (h0.store !== undefined && !S.metaPromise) S.metaPromise = { id: h0.store, p: getJSON("api/meta?store=" + encodeURIComponent(h0.store)) };
     const r = pre || await getJSON("api/stores");
     S.stats.marks.stores = performance.now();
@@ -396,6 +468,9 @@
     S.store = id; $("store").value = id; _maxDur = null; S.complete = false; S.gen++;
     const mp = S.metaPromise && S.metaPromise.id === id ? S.metaPromise.p : null;
     S.metaPromise = null;
+    const first = window.BIOSIGIO_FIRST;
+    window.BIOSIGIO_FIRST = null;
+    S.first = first && first.id === id ? first.p : null;
     S.meta = await (mp || getJSON("api/meta?store=" + encodeURIComponent(id)));
     S.tile = S.meta.tile;
     S.stats.marks.meta = performance.now();
@@ -407,7 +482,7 @@
     $("events").length = 1;
     S.eventsListed = false;  // the event menu is filled after the first complete draw
     if (!S.meta.groups.length) {
-      S.g = null; S.complete = true; status("events-only store: nothing to draw"); listEvents();
+      S.g = null; S.complete = true; status("events-only store: nothing to draw"); S.eventsListed = true; listEvents();
       const w = S.waiters; S.waiters = []; w.forEach((f) => f(null)); return;
     }
     let gi = S.meta.groups.findIndex((g) => g.name === (h && h.group));
@@ -506,6 +581,7 @@
   $("pgsize").addEventListener("change", (e) => { S.pageSize = +e.target.value; S.page = 0; render(); });
   $("zin").addEventListener("click", () => zoom(0.5));
   $("zout").addEventListener("click", () => zoom(2));
+  for (const type of ["pointerdown", "focus", "keydown"]) $("events").addEventListener(type, listEventsNow);
   $("events").addEventListener("change", (e) => { if (e.target.value !== "") jumpToEvent(+e.target.value); canvas.focus(); });
   window.addEventListener("resize", () => render());
 

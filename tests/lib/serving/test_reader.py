@@ -273,3 +273,75 @@ def test_edge_cases_empty_grid_offset_grid_and_inf(tmp_path: Path, dtype: str) -
     np.testing.assert_array_equal(c, expect)
     assert np.isnan(b.events["duration"].iloc[0])
     assert serving.verify_level0(rec, out)["ok"]
+
+
+def test_direct_metadata_reads_match_zarr(store: str) -> None:
+    """Layouts and events read from the ``zarr.json`` documents alone equal zarr's."""
+    from biosigio_lib._fs import resolve
+    from biosigio_lib.serving import _fastread as F
+    from biosigio_lib.serving.reader import _events, _events_direct, _open_root
+
+    rec = mixed_recording(6.0)
+    rec.add_events([1.0, 2.0], [0.5, float("nan")], ["a\udcff", "b"])  # surrogate, NaN
+    for dtype in ("int16", "float32"):
+        url = rec.to_zarr(f"{store}.{dtype}", dtype=dtype, chunk_seconds=1.0,
+                          shard_seconds=3.0)
+        loc = resolve(url)
+        root, _ = _open_root(url, None)
+        for name in serving.list_groups(url):
+            a0 = root[f"{name}/0"]
+            doc = F.read_json(loc.child(name).child("0"))
+            got, want = F.ShardLayout.from_doc(doc), F.ShardLayout.of(a0)
+            assert got is not None and want is not None
+            assert (got.shape, got.shard, got.chunk, got.dtype) == \
+                (want.shape, want.shard, want.chunk, want.dtype)
+            assert got.fill == want.fill or (np.isnan(got.fill) and np.isnan(want.fill))
+            assert [got.key(j) for j in range(3)] == [want.key(j) for j in range(3)]
+            vloc = loc.child(name).child("view").child("1")
+            view = F.read_json(vloc)
+            assert F.ShardLayout.from_doc(view) is None  # 3-D, unsharded: zarr's
+            lay = F.ChunkLayout.from_doc(view)  # ... read chunk by chunk: zarr's values
+            arr = root[f"{name}/view/1"]
+            assert lay is not None and lay.shape == arr.shape and lay.chunks == arr.chunks
+            ct = lay.chunks[2]
+            for c in range(-(-lay.shape[2] // ct)):  # the last one partial
+                got = lay.read(vloc, (0, 0, c))
+                want = arr[:, :, c * ct: (c + 1) * ct]
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+        for col in ("onset", "duration", "code"):
+            arr = F.read_small_array(loc.child("events").child(col),
+                                     F.read_json(loc.child("events").child(col)))
+            assert arr is not None
+            np.testing.assert_array_equal(arr, root[f"events/{col}"][...])
+        ok, ev = _events_direct(loc)
+        assert ok
+        pd_testing = pytest.importorskip("pandas").testing
+        pd_testing.assert_frame_equal(ev, _events(root, None, None))
+    empty = Recording()
+    empty.add_channel("X", np.zeros(100), 10.0, "uV", "EEG")
+    url = empty.to_zarr(f"{store}.noev")
+    assert _events_direct(resolve(url)) == (True, None)
+    assert F.read_json(resolve(url).child("absent")) is None
+
+
+def test_plain_chunk_reader_fills_missing_chunks(tmp_path: Path) -> None:
+    """A never-written chunk reads as the fill value, a damaged one as a typed error."""
+    from biosigio_lib._fs import resolve
+    from biosigio_lib.errors import CorruptFileError
+    from biosigio_lib.serving._fastread import ChunkLayout, read_json
+
+    rec = Recording()
+    rec.add_channels(["A", "B"], np.random.default_rng(1).standard_normal((2, 20000)), 100.0,
+                     "uV", "EEG")
+    url = rec.to_zarr(tmp_path / "v.zarr")
+    vloc = resolve(url).child("eeg_100hz").child("view").child("1")
+    lay = ChunkLayout.from_doc(read_json(vloc))
+    assert lay is not None
+    chunk = Path(vloc.path) / "c" / "0" / "0" / "1"
+    chunk.unlink()
+    np.testing.assert_array_equal(lay.read(vloc, (0, 0, 1)),
+                                  zarr.open_array(vloc.path, mode="r")[:, :, 1024:2048])
+    (Path(vloc.path) / "c" / "0" / "0" / "0").write_bytes(b"not blosc")
+    with pytest.raises(CorruptFileError, match="does not decode"):
+        lay.read(vloc, (0, 0, 0))
