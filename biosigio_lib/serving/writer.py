@@ -104,7 +104,6 @@ def _write_group(root: Any, rec: Recording, gp: GroupPlan, params: ServingParams
     pending: list[Future[Any]] = []
     for s in range(0, n_out, shard_t):
         e = min(n_out, s + shard_t)
-        _release_memory()
         block = shard_block(gp, st, sc, s, e, pool, params)
         st.heads.clear()  # only the first shard was kept
         for f in pending:  # at most one shard's writes in flight
