@@ -122,3 +122,25 @@ def test_a_failing_partition_keeps_the_others(stale, instance: dg.DagsterInstanc
         assert tags[CODE_VERSION_TAG] == params.version() and tags[DATA_VERSION_TAG]
     assert _latest(instance, broken).event_log_entry.run_id != run.run_id
     assert stale_stores(instance, params.version(), KEYS) == [broken]
+
+
+def test_batch_size_settings(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from biosigio_pipeline import settings
+    from biosigio_pipeline.cli import main
+
+    monkeypatch.delenv("BIOSIGIO_BACKFILL_BATCH", raising=False)
+    assert settings.backfill_batch() == settings.DEFAULT_BACKFILL_BATCH == 25
+    monkeypatch.setenv("BIOSIGIO_BACKFILL_BATCH", "40")
+    assert settings.backfill_batch() == 40
+    for bad in ("0", "many"):
+        monkeypatch.setenv("BIOSIGIO_BACKFILL_BATCH", bad)
+        with pytest.raises(ValueError, match="BIOSIGIO_BACKFILL_BATCH"):
+            settings.backfill_batch()
+    with pytest.raises(SystemExit) as exc:
+        main(["backfill-stores", "--batch-size", "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+    defs = build_defs(storage_root="memory://x", source_roots=["memory://y"],
+                      backfill_batch=7)
+    policy = defs.resolve_assets_def("zarr_store").backfill_policy
+    assert policy is not None and policy.max_partitions_per_run == 7
+    assert defs.resolve_assets_def("source_recording").backfill_policy is None
