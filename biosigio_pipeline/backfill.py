@@ -4,15 +4,17 @@ The archives are left alone: only ``zarr_store`` (and its checks) runs. Two ways
 
 - :func:`submit_store_backfill`: a Dagster asset backfill of ``zarr_store`` over the stale
   partitions, stored in the instance (the UI's Backfills list); the daemon launches its runs
-  through the run queue, as a backfill started from the UI would be.
-- :func:`backfill_stores`: one in-process run per stale partition, in this process (no daemon
-  needed: the local demo).
+  through the run queue, as a backfill started from the UI would be. The store's
+  ``BackfillPolicy.multi_run`` (``$BIOSIGIO_BACKFILL_BATCH`` of the code location) makes each
+  run build a range of up to that many partitions.
+- :func:`backfill_stores`: the same batched runs, in this process (no daemon needed: the local
+  demo, and the benchmark): ranges of consecutive stale partitions, as the daemon forms them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
@@ -20,10 +22,30 @@ from .defs.jobs import STORES_JOB
 from .defs.partitions import RECORDINGS_NAME
 from .status import stale_stores
 
-__all__ = ["BACKFILL_REASON", "backfill_stores", "submit_store_backfill"]
+__all__ = ["BACKFILL_REASON", "backfill_stores", "partition_batches", "submit_store_backfill"]
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 BACKFILL_REASON = {"biosigio/reason": "serving-params-backfill"}
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def partition_batches(keys: Sequence[str], selected: Sequence[str],
+                      size: int) -> list[list[str]]:
+    """The ``selected`` keys as runs of consecutive keys (in the order of ``keys``, the
+    partitions' order) of at most ``size``: each batch is one partition range."""
+    chosen = set(selected)
+    batches: list[list[str]] = []
+    current: list[str] = []
+    for key in keys:
+        if key in chosen and len(current) < max(1, size):
+            current.append(key)
+            continue
+        if current:
+            batches.append(current)
+        current = [key] if key in chosen else []
+    if current:
+        batches.append(current)
+    return batches
 
 
 def submit_store_backfill(defs: dg.Definitions, instance: dg.DagsterInstance,
@@ -48,20 +70,29 @@ def submit_store_backfill(defs: dg.Definitions, instance: dg.DagsterInstance,
 
 
 def backfill_stores(defs: dg.Definitions, instance: dg.DagsterInstance, store_version: str, *,
-                    dry_run: bool = False,
+                    dry_run: bool = False, batch_size: int = 1,
                     report: Callable[[str, bool], None] | None = None) -> dict[str, bool]:
-    """Partition -> success, for every partition whose store is stale."""
+    """Partition -> success, for every partition whose store is stale; runs of up to
+    ``batch_size`` partitions (a partition range each, as a batched Dagster backfill runs)."""
     keys = instance.get_dynamic_partitions(RECORDINGS_NAME)
     stale = stale_stores(instance, store_version, keys)
     if dry_run:
         return dict.fromkeys(stale, True)
     job = defs.resolve_job_def(STORES_JOB)
     done = {}
-    for key in stale:
-        res = job.execute_in_process(partition_key=key, instance=instance, run_config=_QUIET,
-                                     tags=BACKFILL_REASON,
-                                     raise_on_error=False)
-        done[key] = res.success
-        if report:
-            report(key, res.success)
+    for batch in partition_batches(keys, stale, batch_size):
+        if len(batch) == 1:
+            res = job.execute_in_process(partition_key=batch[0], instance=instance,
+                                         run_config=_QUIET, tags=BACKFILL_REASON,
+                                         raise_on_error=False)
+        else:
+            res = job.execute_in_process(
+                instance=instance, run_config=_QUIET, raise_on_error=False,
+                tags={**BACKFILL_REASON, RANGE_START: batch[0], RANGE_END: batch[-1]})
+        built = {e.partition for e in res.get_asset_materialization_events()
+                 if e.asset_key == dg.AssetKey("zarr_store")}
+        for key in batch:
+            done[key] = res.success or key in built
+            if report:
+                report(key, done[key])
     return done

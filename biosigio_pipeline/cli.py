@@ -161,13 +161,21 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
     instance = dg.DagsterInstance.get()
     print(f"serving params {version} (from {settings.serving_params_origin()})")
-    defs = build_defs(serving_params=params)
+    configured = settings.backfill_batch()
+    batch = args.batch_size or configured
+    defs = build_defs(serving_params=params, backfill_batch=batch)
     if not args.dry_run and not args.in_process:
+        if batch != configured:
+            print(f"warning: --batch-size {batch} applies to --in-process runs only: the daemon "
+                  "splits a submitted backfill by the code location's BackfillPolicy "
+                  "($BIOSIGIO_BACKFILL_BATCH where the code location loads, "
+                  f"{configured} here)", file=sys.stderr)
         backfill_id, keys = submit_store_backfill(defs, instance, version)
         if backfill_id is None:
             print("0 stale store(s): nothing to backfill")
             return 0
-        print(f"backfill {backfill_id} submitted: zarr_store of {len(keys)} partition(s)\n"
+        print(f"backfill {backfill_id} submitted: zarr_store of {len(keys)} partition(s), "
+              f"up to {configured} per run\n"
               "the Dagster daemon (`dagster-daemon run`, or `uv run dg dev`) launches its runs "
               "through the run queue; follow it under Backfills in the UI")
         return 0
@@ -175,7 +183,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     def report(key: str, ok: bool) -> None:
         print(f"  {key}: {'rebuilt' if ok else 'FAILED'}", flush=True)
 
-    done = backfill_stores(defs, instance, version, dry_run=args.dry_run, report=report)
+    done = backfill_stores(defs, instance, version, dry_run=args.dry_run, batch_size=batch,
+                           report=report)
     if args.dry_run:
         print(f"{len(done)} stale store(s): {sorted(done)}")
     else:
@@ -184,6 +193,17 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             print("see the failed runs in the Dagster UI (`uv run dg dev`) and rerun "
                   "`biosigio-pipeline backfill-stores --in-process` once fixed", file=sys.stderr)
     return 0 if all(done.values()) else 1
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _num(x: Any) -> str:
@@ -388,8 +408,12 @@ def _parser() -> argparse.ArgumentParser:
     b = add("backfill-stores", "rebuild only the serving stores made with other serving params")
     b.add_argument("--dry-run", action="store_true", help="list the stale stores only")
     b.add_argument("--in-process", action="store_true",
-                   help="run them here, one run per store, instead of submitting a Dagster "
+                   help="run them here, in batched runs, instead of submitting a Dagster "
                         "backfill for the daemon (no daemon needed)")
+    b.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                   help="stores per run for --in-process (default $BIOSIGIO_BACKFILL_BATCH or "
+                        f"{settings.DEFAULT_BACKFILL_BATCH}); a submitted backfill is split by "
+                        "the code location's policy, set by $BIOSIGIO_BACKFILL_BATCH there")
     b.set_defaults(fn=_cmd_backfill)
 
     i = add("info", "summarise a recording: channels, grids, duration, start time, events, "

@@ -6,6 +6,7 @@ not when a module is imported; the serving parameters' hash becomes the store's 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 __all__ = ["build_defs", "build_executor", "defs"]
+
+# The convert job mixes batched assets (archives, store) with one-run-per-partition ones
+# (source, recording) on purpose; Dagster then uses one partition per run for the job, which
+# is what the sensor launches. Its warning about that says nothing an operator can act on.
+warnings.filterwarnings("ignore", message=r"Asset job \S+ materializes assets with varying "
+                        r"BackfillPolicies", category=UserWarning)
 
 
 def build_executor(name: str | None = None) -> dg.ExecutorDefinition:
@@ -46,6 +53,7 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
                storage_options: Mapping[str, Any] | None = None,
                source_options: Mapping[str, Any] | None = None,
                max_per_tick: int = 25,
+               backfill_batch: int | None = None,
                executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
     """Assemble the definitions; unset arguments come from :mod:`biosigio_pipeline.settings`."""
     params = serving_params if serving_params is not None else settings.load_serving_params()
@@ -56,7 +64,7 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
     source_so = dict(source_options if source_options is not None
                      else settings.json_options("BIOSIGIO_SOURCE_OPTIONS"))
     return dg.Definitions(
-        assets=build_assets(params),
+        assets=build_assets(params, backfill_batch or settings.backfill_batch()),
         asset_checks=build_checks(),
         jobs=build_jobs(),
         sensors=[build_sensor(settings.sensor_interval(), settings.heavy_bytes())],

@@ -17,6 +17,8 @@ a function pick up the environment of the process that loads them:
 - ``BIOSIGIO_SENSOR_INTERVAL``: seconds between sensor ticks (default 60);
 - ``BIOSIGIO_HEAVY_BYTES``: recordings at least this large run with the tag
   ``biosigio/weight=heavy`` (others ``light``), which the run queue can limit (default 256 MiB);
+- ``BIOSIGIO_BACKFILL_BATCH``: partitions per run when a backfill rebuilds many archives or
+  stores (their ``BackfillPolicy.multi_run``; default 25, 1 = one run per partition);
 - ``BIOSIGIO_EXECUTOR``: ``in_process`` (default), ``multiprocess`` or ``celery``; the Celery
   executor reads ``BIOSIGIO_CELERY_BROKER`` and ``BIOSIGIO_CELERY_BACKEND`` (default: the
   broker) when a run starts (see docs/deploy.md).
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 __all__ = [
+    "DEFAULT_BACKFILL_BATCH",
     "EXECUTORS",
     "PARAMS_FILE",
+    "backfill_batch",
     "dagster_home",
     "default_source_roots",
     "default_storage_root",
@@ -129,6 +133,23 @@ def sensor_interval() -> int:
 def heavy_bytes() -> int:
     """``$BIOSIGIO_HEAVY_BYTES``: the size from which a conversion is tagged heavy (256 MiB)."""
     return int(os.environ.get("BIOSIGIO_HEAVY_BYTES") or 256 * 2**20)
+
+
+#: Partitions per backfill run by default: enough that per-run overhead does not dominate
+#: small recordings, few enough that a failing run or a restart loses little.
+DEFAULT_BACKFILL_BATCH = 25
+
+
+def backfill_batch() -> int:
+    """``$BIOSIGIO_BACKFILL_BATCH``: partitions per backfill run (25; at least 1)."""
+    text = (os.environ.get("BIOSIGIO_BACKFILL_BATCH") or "").strip()
+    try:
+        value = int(text) if text else DEFAULT_BACKFILL_BATCH
+    except ValueError:
+        raise ValueError(f"$BIOSIGIO_BACKFILL_BATCH must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"$BIOSIGIO_BACKFILL_BATCH must be at least 1, not {value}")
+    return value
 
 
 def executor_name() -> str:

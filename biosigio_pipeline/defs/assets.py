@@ -4,12 +4,23 @@ Thin by design: each asset takes its resources, calls one step of
 :mod:`biosigio_pipeline.steps` (which calls :mod:`biosigio_lib`) and returns metadata. The
 store's ``code_version`` is the hash of the serving parameters, so new parameters mark every
 store stale and nothing else.
+
+The archives and the store are *batched* in backfills: their ``BackfillPolicy.multi_run``
+lets one run build up to ``$BIOSIGIO_BACKFILL_BATCH`` partitions (a range of the partitions),
+so the per-run overhead does not dominate small recordings. Their bodies loop over
+``context.partition_keys`` (one key in the sensor's and the UI's single-partition runs, which
+behave as before); each partition gets its own metadata. A partition that fails does not lose
+the others: every partition is built, the built ones are recorded as materialized (with their
+code and data versions), then the step fails naming the failed keys (``dg.Failure``), so a
+retry of the backfill rebuilds only those.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads these annotations at runtime
 # (the context type, resource and input types), so they must be real objects, not strings.
 
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import dagster as dg
 
@@ -24,7 +35,8 @@ if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 
-__all__ = ["ASSET_KEYS", "GROUP", "LIB_CODE_VERSION", "NO_PREVIEW", "build_assets"]
+__all__ = ["ASSET_KEYS", "GROUP", "LIB_CODE_VERSION", "NO_PREVIEW", "build_assets",
+           "build_each"]
 
 GROUP = "biosigio"
 #: Code version of the assets whose bytes depend only on the library (not on parameters).
@@ -48,19 +60,115 @@ def _recording_metadata(rec: Recording) -> dict[str, Any]:
     }
 
 
-def _archive(context: dg.AssetExecutionContext, storage: PipelineStorage, rec: Recording,
-             container: str) -> dg.MaterializeResult:
-    out = storage.outputs(context.partition_key)
+def _archive_metadata(storage: PipelineStorage, key: str, rec: Recording,
+                      container: str) -> dict[str, Any]:
+    out = storage.outputs(key)
     target = out.parquet if container == "parquet" else out.feather
     url = steps.write_archive(rec, target, container, storage.storage_options)
-    return dg.MaterializeResult(metadata={
-        "uri": dg.MetadataValue.path(url), "bytes": storage.size_of(url),
-        "format": container, **_recording_metadata(rec)})
+    return {"uri": dg.MetadataValue.path(url), "bytes": storage.size_of(url),
+            "format": container, **_recording_metadata(rec)}
 
 
-def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
-    """The five assets; ``params`` are fixed here and their hash is the store's version."""
+def _version_tags(context: dg.AssetExecutionContext, key: str,
+                  code_version: str) -> dict[str, str]:
+    """The code/data version tags Dagster puts on a materialization of partition ``key``
+    (from the ``recording`` partition it read), for one recorded by hand."""
+    from dagster._core.definitions.data_version import (  # the tag names Dagster reads
+        CODE_VERSION_TAG,
+        DATA_VERSION_TAG,
+        DEFAULT_DATA_VERSION,
+        NULL_EVENT_POINTER,
+        compute_logical_data_version,
+        extract_data_version_from_entry,
+        get_input_data_version_tag,
+        get_input_event_pointer_tag,
+    )
+
+    upstream = ASSET_KEYS["recording"]
+    record = context.instance.get_latest_data_version_record(upstream, False, key)
+    version = (extract_data_version_from_entry(record.event_log_entry) if record else None)
+    version = version or DEFAULT_DATA_VERSION
+    return {CODE_VERSION_TAG: code_version,
+            get_input_data_version_tag(upstream): version.value,
+            get_input_event_pointer_tag(upstream):
+                str(record.storage_id) if record else NULL_EVENT_POINTER,
+            DATA_VERSION_TAG: compute_logical_data_version(code_version,
+                                                           {upstream: version}).value}
+
+
+def build_each(context: dg.AssetExecutionContext, recording: Any, code_version: str,
+               build: Callable[[str, Recording], dict[str, Any]]) -> dg.MaterializeResult:
+    """Run ``build(key, recording)`` (-> metadata) for every partition of the run.
+
+    One partition (``recording`` a Recording): its metadata, as a plain asset would. Several
+    (``recording`` a mapping key -> Recording, opened one at a time): each partition's own
+    metadata; if any fails, the others are recorded as materialized and the step then fails
+    with ``dg.Failure`` naming the failed keys and their errors.
+    """
+    keys = list(context.partition_keys)
+    if not isinstance(recording, Mapping):
+        return dg.MaterializeResult(metadata=build(keys[0], recording))
+    # a generator of events (Dagster accepts one returned by a plain function), typed as the
+    # asset's result so the assets keep their `-> MaterializeResult` annotation
+    return cast("dg.MaterializeResult", _build_batch(context, recording, code_version, build,
+                                                      keys))
+
+
+def _build_batch(context: dg.AssetExecutionContext, recordings: Mapping[str, Recording],
+                 code_version: str, build: Callable[[str, Recording], dict[str, Any]],
+                 keys: list[str]) -> Iterator[Any]:
+    built: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    for key in keys:
+        try:
+            built[key] = build(key, recordings[key])
+        except Exception as exc:  # one bad recording must not lose the others' outputs
+            failed[key] = f"{type(exc).__name__}: {exc}"
+            context.log.error(f"{context.asset_key.to_user_string()} {key} failed: "
+                              f"{failed[key]}")
+    if failed:  # yielded (not context.log_event, which a failing step drops), then fail
+        for key, meta in built.items():
+            yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
+                                          metadata=meta,
+                                          tags=_version_tags(context, key, code_version))
+        raise dg.Failure(
+            description=f"{len(failed)} of {len(keys)} partition(s) failed: "
+                        f"{', '.join(sorted(failed))}; the other {len(built)} are materialized",
+            metadata={"failed_partitions": dg.MetadataValue.json(failed)})
+    _add_partition_metadata(context, built)
+    yield dg.MaterializeResult()
+
+
+def _add_partition_metadata(context: dg.AssetExecutionContext,
+                            metadata: dict[str, dict[str, Any]]) -> None:
+    """``context.add_asset_metadata(meta, partition_key=key)`` for each partition, without
+    its per-call listing of the dynamic partitions (~30 ms a call on SQLite): the keys here
+    are the run's own. Falls back to the public call if Dagster's internals change."""
+    step = getattr(context.op_execution_context, "_step_execution_context", None)
+    acc = getattr(step, "_metadata_accumulator", None)
+    if acc is None or not hasattr(acc, "with_additional_asset_metadata"):
+        for key, meta in metadata.items():
+            context.add_asset_metadata(meta, partition_key=key)
+        return
+    for key, meta in metadata.items():
+        acc = acc.with_additional_asset_metadata(asset_key=context.asset_key, metadata=meta,
+                                                 partition_key=key)
+    step._metadata_accumulator = acc  # type: ignore[union-attr]
+
+
+def build_assets(params: "ServingParams", batch: int = 1) -> list[dg.AssetsDefinition]:
+    """The five assets; ``params`` are fixed here and their hash is the store's version;
+    a backfill builds up to ``batch`` archives or stores per run."""
+    with warnings.catch_warnings():  # `backfill_policy` is a Dagster "beta" parameter
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _build_assets(params, batch)
+
+
+def _build_assets(params: "ServingParams", batch: int) -> list[dg.AssetsDefinition]:
     store_version = params.version()
+    # source_recording keeps one run per partition (its data version is its own checksum, one
+    # per partition); recording is cheap (a reference) but would hold a range's samples at once.
+    batched = dg.BackfillPolicy.multi_run(max_partitions_per_run=max(1, batch))
 
     @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=LIB_CODE_VERSION,
               kinds={"file"})
@@ -87,27 +195,26 @@ def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
         rec = steps.load_source(src, sources.storage_options or None)
         return dg.Output(rec, metadata=_recording_metadata(rec))
 
+    # ``recording: Any``: a Recording, or key -> Recording in a batched run (see build_each).
     @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=LIB_CODE_VERSION,
-              kinds={"parquet"})
+              kinds={"parquet"}, backfill_policy=batched)
     def parquet_archive(context: dg.AssetExecutionContext, storage: PipelineStorage,
-                        recording: Recording) -> dg.MaterializeResult:
+                        recording: Any) -> dg.MaterializeResult:
         """Lossless Parquet archive (biosigio-tabular), naming its source file and checksum."""
-        return _archive(context, storage, recording, "parquet")
+        return build_each(context, recording, LIB_CODE_VERSION,
+                          lambda key, rec: _archive_metadata(storage, key, rec, "parquet"))
 
     @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=LIB_CODE_VERSION,
-              kinds={"arrow"})
+              kinds={"arrow"}, backfill_policy=batched)
     def feather_archive(context: dg.AssetExecutionContext, storage: PipelineStorage,
-                        recording: Recording) -> dg.MaterializeResult:
+                        recording: Any) -> dg.MaterializeResult:
         """Lossless Feather (Arrow IPC) archive, naming its source file and checksum."""
-        return _archive(context, storage, recording, "feather")
+        return build_each(context, recording, LIB_CODE_VERSION,
+                          lambda key, rec: _archive_metadata(storage, key, rec, "feather"))
 
-    @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=store_version,
-              kinds={"zarr"}, metadata={"serving_params": dg.MetadataValue.json(params.to_dict())})
-    def zarr_store(context: dg.AssetExecutionContext, storage: PipelineStorage,
-                   recording: Recording) -> dg.MaterializeResult:
-        """Zarr v3 serving store (level 0 + min/max pyramid + events) built with the serving
-        params; an annotation-only recording gets an events-only store and no preview."""
-        out = storage.outputs(context.partition_key)
+    def store_metadata(context: dg.AssetExecutionContext, storage: PipelineStorage, key: str,
+                       recording: Recording) -> dict[str, Any]:
+        out = storage.outputs(key)
         url = steps.write_store(recording, out.store, params, storage.storage_options)
         meta: dict[str, Any] = {"uri": dg.MetadataValue.path(url), "bytes": storage.size_of(url),
                                 "params_version": store_version,
@@ -116,7 +223,7 @@ def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
             meta["viewer"] = dg.MetadataValue.url(steps.viewer_link(viewer, storage.root, url))
         if recording.n_channels == 0:  # annotation-only: an events-only store, nothing to draw
             meta["preview"] = dg.MetadataValue.md(f"_{NO_PREVIEW}_")
-            return dg.MaterializeResult(metadata=meta)
+            return meta
         try:
             png = steps.write_preview(url, out.preview, storage.storage_options)
         except (ValueError, KeyError, OSError) as exc:  # a preview never fails the store
@@ -124,8 +231,18 @@ def build_assets(params: "ServingParams") -> list[dg.AssetsDefinition]:
         else:
             from biosigio_lib.preview import preview_markdown
 
-            meta["preview"] = dg.MetadataValue.md(preview_markdown(png, context.partition_key))
+            meta["preview"] = dg.MetadataValue.md(preview_markdown(png, key))
             meta["preview_uri"] = dg.MetadataValue.path(out.preview)
-        return dg.MaterializeResult(metadata=meta)
+        return meta
+
+    @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=store_version,
+              kinds={"zarr"}, metadata={"serving_params": dg.MetadataValue.json(params.to_dict())},
+              backfill_policy=batched)
+    def zarr_store(context: dg.AssetExecutionContext, storage: PipelineStorage,
+                   recording: Any) -> dg.MaterializeResult:
+        """Zarr v3 serving store (level 0 + min/max pyramid + events) built with the serving
+        params; an annotation-only recording gets an events-only store and no preview."""
+        return build_each(context, recording, store_version,
+                          lambda key, rec: store_metadata(context, storage, key, rec))
 
     return [source_recording, recording, parquet_archive, feather_archive, zarr_store]

@@ -5,12 +5,17 @@
 - no channel or event of the Recording is missing from the store, events compared bit-exactly
   (the archives' round-trip checks already list any missing channel or event). An
   annotation-only recording has an events-only store: its level-0 check checks 0 channels.
+
+In a batched backfill run (several partitions, see :mod:`.assets`) Dagster would record one
+check result without a partition; each check instead records one evaluation per partition
+(with the partition's own materialization as its target), as single-partition runs do.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads these annotations at runtime
 # (the context type, resource and input types), so they must be real objects, not strings.
 
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -21,7 +26,8 @@ from .. import verify
 from .partitions import RECORDINGS
 from .resources import PipelineStorage
 
-__all__ = ["build_checks", "complete_result", "level0_result", "round_trip_result"]
+__all__ = ["build_checks", "check_each", "complete_result", "level0_result",
+           "round_trip_result"]
 
 _REC = {"recording": dg.AssetIn("recording")}
 #: A store that cannot be read fails its check (with the error as evidence), not the run.
@@ -33,17 +39,65 @@ def _unreadable(url: str, exc: BaseException) -> dg.AssetCheckResult:
         "uri": dg.MetadataValue.path(url), "error": f"{type(exc).__name__}: {exc}"})
 
 
-def _latest_uri(context: dg.AssetCheckExecutionContext, asset: str, fallback: str) -> str:
-    """The URI the asset's latest materialization of this partition recorded."""
+def _latest_uri(context: dg.AssetCheckExecutionContext, asset: str, key: str,
+                fallback: str) -> str:
+    """The URI the asset's latest materialization of partition ``key`` recorded."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
-                              asset_partitions=[context.partition_key]), limit=1)
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1)
     for rec in records.records:
         mat = rec.asset_materialization
         uri = mat.metadata.get("uri") if mat else None
         if uri is not None:
             return str(uri.value)
     return fallback
+
+
+def _target(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey,
+            key: str) -> Any:
+    """The materialization of partition ``key`` a check evaluation refers to (None: none)."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,  # no public API yet
+    )
+
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[key]), limit=1).records
+    if not records:
+        return None
+    rec = records[0]
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=rec.storage_id, run_id=rec.event_log_entry.run_id, timestamp=rec.timestamp)
+
+
+def check_each(context: dg.AssetCheckExecutionContext, recording: Any,
+               result: Callable[[str, Recording], dg.AssetCheckResult]
+               ) -> dg.AssetCheckResult | Iterator[Any]:
+    """``result(key, recording)`` for the run's partition; in a batched run (``recording`` a
+    mapping key -> Recording) one evaluation per partition, a failure to open one included."""
+    if not isinstance(recording, Mapping):
+        return result(context.op_execution_context.partition_key, recording)
+    return _evaluations(context, recording, result)
+
+
+def _evaluations(context: dg.AssetCheckExecutionContext, recordings: Mapping[str, Recording],
+                 result: Callable[[str, Recording], dg.AssetCheckResult]) -> Iterator[Any]:
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluation,  # a result for a chosen partition: no public API yet
+    )
+
+    spec = context.check_specs[0]
+    for key in context.op_execution_context.partition_keys:
+        try:
+            res = result(key, recordings[key])
+        except Exception as exc:  # the recording cannot be reopened: this partition fails
+            res = dg.AssetCheckResult(passed=False,
+                                      metadata={"error": f"{type(exc).__name__}: {exc}"})
+        yield AssetCheckEvaluation(
+            asset_key=spec.asset_key, check_name=spec.name, passed=res.passed,
+            metadata=res.metadata, target_materialization_data=_target(context, spec.asset_key,
+                                                                       key),
+            severity=res.severity, description=res.description, blocking=spec.blocking,
+            partition=key)
+    yield dg.Output(None)
 
 
 def round_trip_result(url: str, recording: Recording,
@@ -102,40 +156,41 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
 
 def _build_checks() -> list[dg.AssetChecksDefinition]:
     def url_of(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
-               asset: str) -> str:
-        o = storage.outputs(context.partition_key)
+               asset: str, key: str) -> str:
+        o = storage.outputs(key)
         fallback = {"parquet_archive": o.parquet, "feather_archive": o.feather,
                     "zarr_store": o.store}[asset]
-        return _latest_uri(context, asset, fallback)
+        return _latest_uri(context, asset, key, fallback)
 
+    # ``recording: Any``: a Recording, or key -> Recording in a batched run (see check_each);
+    # the return is an AssetCheckResult, or one evaluation per partition in a batched run.
     @dg.asset_check(asset="parquet_archive", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="The Parquet archive reads back bit-exactly.")
     def parquet_round_trip(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
-                           recording: Recording) -> dg.AssetCheckResult:
-        return round_trip_result(url_of(context, storage, "parquet_archive"), recording,
-                                 storage.storage_options)
+                           recording: Any) -> Any:
+        return check_each(context, recording, lambda key, rec: round_trip_result(
+            url_of(context, storage, "parquet_archive", key), rec, storage.storage_options))
 
     @dg.asset_check(asset="feather_archive", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="The Feather archive reads back bit-exactly.")
     def feather_round_trip(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
-                           recording: Recording) -> dg.AssetCheckResult:
-        return round_trip_result(url_of(context, storage, "feather_archive"), recording,
-                                 storage.storage_options)
+                           recording: Any) -> Any:
+        return check_each(context, recording, lambda key, rec: round_trip_result(
+            url_of(context, storage, "feather_archive", key), rec, storage.storage_options))
 
     @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="Level 0 matches the Recording within the bound in its attrs.")
     def store_level0_within_bound(context: dg.AssetCheckExecutionContext,
-                                  storage: PipelineStorage,
-                                  recording: Recording) -> dg.AssetCheckResult:
-        return level0_result(url_of(context, storage, "zarr_store"), recording,
-                             storage.storage_options)
+                                  storage: PipelineStorage, recording: Any) -> Any:
+        return check_each(context, recording, lambda key, rec: level0_result(
+            url_of(context, storage, "zarr_store", key), rec, storage.storage_options))
 
     @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="Every channel and event (bit-exact) of the Recording is in "
                                 "the store.")
     def store_complete(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
-                       recording: Recording) -> dg.AssetCheckResult:
-        return complete_result(url_of(context, storage, "zarr_store"), recording,
-                               storage.storage_options)
+                       recording: Any) -> Any:
+        return check_each(context, recording, lambda key, rec: complete_result(
+            url_of(context, storage, "zarr_store", key), rec, storage.storage_options))
 
     return [parquet_round_trip, feather_round_trip, store_level0_within_bound, store_complete]

@@ -7,6 +7,7 @@ Each is a small configurable interface with cheap variants (a temporary folder o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -19,7 +20,7 @@ from ..steps import Outputs, read_canonical, size_of, write_canonical
 if TYPE_CHECKING:
     from biosigio_lib import Recording
 
-__all__ = ["PipelineStorage", "RecordingIOManager", "SourceRoots"]
+__all__ = ["LazyRecordings", "PipelineStorage", "RecordingIOManager", "SourceRoots"]
 
 
 class PipelineStorage(dg.ConfigurableResource):
@@ -55,6 +56,28 @@ class SourceRoots(dg.ConfigurableResource):
 _CACHE: dict[str, tuple[tuple[Any, ...], Recording]] = {}
 
 
+class LazyRecordings(Mapping[str, "Recording"]):
+    """Partition key -> canonical Recording, for a run over several partitions (a batched
+    backfill): each is reopened (lazily) only when asked for and not kept here, so a run over
+    many partitions never holds their samples at once."""
+
+    def __init__(self, urls: Mapping[str, str], load: Callable[[str], Recording]) -> None:
+        self._urls = dict(urls)
+        self._load = load
+
+    def __getitem__(self, key: str) -> Recording:
+        return self._load(self._urls[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def __repr__(self) -> str:
+        return f"LazyRecordings({sorted(self._urls)})"
+
+
 class RecordingIOManager(dg.ConfigurableIOManager):
     """Persists the canonical Recording by reference: a small JSON naming its source file,
     importer and lineage (``steps.write_canonical``), never a copy of the samples.
@@ -88,9 +111,16 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"canonical_uri": dg.MetadataValue.path(url),
                                      "canonical_bytes": size_of(url, self.storage_options)})
 
-    def load_input(self, context: dg.InputContext) -> Recording:
+    def load_input(self, context: dg.InputContext) -> Recording | LazyRecordings:
+        """One partition: its Recording. Several (a batched run): a :class:`LazyRecordings`
+        over them (by key), reopening each only when asked for."""
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        if len(keys) > 1:
+            return LazyRecordings({k: Outputs(self.root, k).canonical for k in sorted(keys)},
+                                  self._read)
+        return self._read(self._url(context))
 
-        url = self._url(context)
+    def _read(self, url: str) -> Recording:
         hit = _CACHE.get(url)
         if hit is not None and hit[0] == self._stamp(url):
             return hit[1]

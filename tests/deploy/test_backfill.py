@@ -1,6 +1,8 @@
 """``biosigio-pipeline backfill-stores`` submits a real Dagster asset backfill: it is in the
 instance's backfill list (PostgreSQL), the live daemon launches its store-only runs through the
-queue, and afterwards exactly the stores are rebuilt with the new serving parameters."""
+queue, batched by the store's BackfillPolicy (fewer runs than partitions: one partition range
+per run), and afterwards exactly the stores are rebuilt with the new serving parameters, each
+with its own metadata and check evaluations."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def _counts(instance) -> dict[str, int]:
 @pytest.mark.timeout(600)  # generous: 2 loaded cores can be several times slower
 def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home: Path) -> None:
     import dagster as dg
+    from dagster._core.events import DagsterEventType
     from dagster._core.execution.backfill import BulkActionStatus
 
     from biosigio_lib.samples import make_sample_dataset
@@ -63,6 +66,7 @@ def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home
     assert cli.returncode == 0, cli.stdout + cli.stderr
     (backfill,) = instance.get_backfills()
     assert f"backfill {backfill.backfill_id} submitted" in cli.stdout
+    assert "up to 25 per run" in cli.stdout
     assert backfill.asset_selection == [dg.AssetKey("zarr_store")]
     assert _counts(instance) == before  # nothing ran yet: the daemon does it
 
@@ -85,8 +89,24 @@ def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home
           f"{time.monotonic() - t0:.1f} s")
     assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, (backfill.status, tail(log))
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
-    assert sorted(r.tags.get("dagster/partition") for r in runs) == keys
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    (run,) = runs  # one batched run for both partitions (BackfillPolicy.multi_run)
+    assert len(runs) < len(keys)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert (run.tags["dagster/asset_partition_range_start"],
+            run.tags["dagster/asset_partition_range_end"]) == (keys[0], keys[-1])
+    assert "dagster/partition" not in run.tags
+    for key in keys:  # each partition: its own store, metadata and check evaluations
+        (rec,) = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("zarr_store"), asset_partitions=[key]), limit=1).records
+        assert rec.event_log_entry.run_id == run.run_id
+        meta = rec.asset_materialization.metadata
+        assert str(meta["uri"].value) == str(storage / "serving" / f"{key}.zarr")
+        assert meta["params_version"].value == params_b.version()
+    evals = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    assert sorted((e.dagster_event.event_specific_data.check_name,
+                   e.dagster_event.event_specific_data.partition,
+                   e.dagster_event.event_specific_data.passed) for e in evals) == sorted(
+        (c, k, True) for c in ("store_complete", "store_level0_within_bound") for k in keys)
     after = _counts(instance)
     assert after["zarr_store"] == before["zarr_store"] + len(keys)
     assert {a: after[a] for a in ASSETS[:-1]} == {a: before[a] for a in ASSETS[:-1]}

@@ -1,0 +1,146 @@
+"""Batched backfill runs: one run over a range of partitions builds every store with its own
+metadata, lineage and check evaluations; a failing partition does not lose the others."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.events import DagsterEventType
+
+from biosigio_lib.serving import ServingParams
+from biosigio_pipeline.backfill import backfill_stores, partition_batches
+from biosigio_pipeline.definitions import build_defs
+from biosigio_pipeline.status import CODE_VERSION_TAG, DATA_VERSION_TAG, stale_stores
+
+from .conftest import requires_serving
+
+pytestmark = requires_serving
+KEYS = ["bids_demo__sub-01_task-rest_eeg", "wfdb_demo__ecg01", "xdf_demo__session01_xdf"]
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+STORE = dg.AssetKey("zarr_store")
+CHECKS = ("store_level0_within_bound", "store_complete")
+
+
+def test_partition_batches_are_ranges_of_consecutive_selected_keys() -> None:
+    keys = list("abcdefg")
+    assert partition_batches(keys, list("abcdefg"), 3) == [["a", "b", "c"], ["d", "e", "f"],
+                                                           ["g"]]
+    assert partition_batches(keys, list("abdefg"), 2) == [["a", "b"], ["d", "e"], ["f", "g"]]
+    assert partition_batches(keys, ["g", "a"], 5) == [["a"], ["g"]]
+    assert partition_batches(keys, [], 5) == []
+    assert partition_batches(keys, list("abc"), 1) == [["a"], ["b"], ["c"]]
+
+
+def _latest(instance: dg.DagsterInstance, key: str) -> dg.EventLogRecord:
+    (rec,) = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=STORE, asset_partitions=[key]), limit=1).records
+    return rec
+
+
+@pytest.fixture
+def stale(sample_root: Path, source_copy: Path, tmp_path: Path, instance: dg.DagsterInstance):
+    """The three recordings built once (single-partition runs), then new serving params."""
+    params_a = ServingParams()
+    out = tmp_path / "out"
+    defs_a = build_defs(storage_root=str(out), source_roots=[str(source_copy)],
+                        serving_params=params_a)
+    instance.add_dynamic_partitions("recordings", KEYS)
+    job = defs_a.resolve_job_def("convert_recording")
+    for key in KEYS:  # the sensor's and the UI's single-partition runs, as before
+        res = job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET)
+        assert res.success
+        (mat,) = res.asset_materializations_for_node("zarr_store")
+        assert mat.partition == key and str(mat.metadata["uri"].value).endswith(f"{key}.zarr")
+    params_b = ServingParams.from_dict({**params_a.to_dict(), "chunk_seconds": 2.0})
+    defs_b = build_defs(storage_root=str(out), source_roots=[str(source_copy)],
+                        serving_params=params_b, backfill_batch=3)
+    assert stale_stores(instance, params_b.version(), KEYS) == KEYS
+    return defs_b, params_b, out, source_copy
+
+
+def test_one_run_builds_three_stores_with_their_own_metadata(
+        stale, instance: dg.DagsterInstance) -> None:
+    defs, params, out, _ = stale
+    runs_before = len(instance.get_runs())
+    done = backfill_stores(defs, instance, params.version(), batch_size=3)
+    assert done == dict.fromkeys(KEYS, True)
+    assert len(instance.get_runs()) == runs_before + 1  # one run, not one per partition
+    (run,) = instance.get_runs(limit=1)
+    assert run.tags["dagster/asset_partition_range_start"] == KEYS[0]
+    assert run.tags["dagster/asset_partition_range_end"] == KEYS[-1]
+    expected_source = {KEYS[0]: "sub-01_task-rest_eeg.edf", KEYS[1]: "ecg01.hea",
+                       KEYS[2]: "session01.xdf"}
+    for key in KEYS:
+        rec = _latest(instance, key)
+        assert rec.event_log_entry.run_id == run.run_id
+        mat = rec.asset_materialization
+        assert mat is not None and mat.partition == key
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        assert meta["uri"] == str(out / "serving" / f"{key}.zarr")
+        assert Path(str(meta["source_file"])).name == expected_source[key]
+        assert meta["params_version"] == params.version()
+        assert meta["preview_uri"] == str(out / "previews" / f"{key}.png")
+        assert (mat.tags or {})[CODE_VERSION_TAG] == params.version()
+        # each partition's check evaluations name it and point at its own materialization
+        for name in CHECKS:
+            (ev,) = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(STORE, name), limit=1,
+                partition_filter=PartitionKeyFilter(key=key))
+            evaluation = ev.event.dagster_event.event_specific_data
+            assert ev.run_id == run.run_id and evaluation.partition == key
+            assert evaluation.passed, evaluation.metadata
+            assert evaluation.target_materialization_data.storage_id == rec.storage_id
+    evaluations = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    assert sorted((e.dagster_event.event_specific_data.check_name,
+                   e.dagster_event.event_specific_data.partition) for e in evaluations) == sorted(
+        (name, key) for name in CHECKS for key in KEYS)  # none without a partition
+    assert stale_stores(instance, params.version(), KEYS) == []
+
+
+def test_a_failing_partition_keeps_the_others(stale, instance: dg.DagsterInstance) -> None:
+    defs, params, _, sources = stale
+    broken = KEYS[1]
+    with open(sources / "wfdb_demo" / "ecg01.hea", "a") as fh:  # changed after `recording` read
+        fh.write("# edited\n")
+    st = os.stat(sources / "wfdb_demo" / "ecg01.hea")
+    os.utime(sources / "wfdb_demo" / "ecg01.hea", (st.st_atime, st.st_mtime + 10))
+    done = backfill_stores(defs, instance, params.version(), batch_size=3)
+    assert done == {KEYS[0]: True, broken: False, KEYS[2]: True}
+    (run,) = instance.get_runs(limit=1)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failure = [e for e in instance.all_logs(run.run_id)
+               if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"]
+    assert failure and broken in str(failure[0].dagster_event.event_specific_data.error)
+    for key in (KEYS[0], KEYS[2]):  # recorded, with the versions Dagster would give them
+        rec = _latest(instance, key)
+        assert rec.event_log_entry.run_id == run.run_id
+        tags = rec.asset_materialization.tags or {}
+        assert tags[CODE_VERSION_TAG] == params.version() and tags[DATA_VERSION_TAG]
+    assert _latest(instance, broken).event_log_entry.run_id != run.run_id
+    assert stale_stores(instance, params.version(), KEYS) == [broken]
+
+
+def test_batch_size_settings(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from biosigio_pipeline import settings
+    from biosigio_pipeline.cli import main
+
+    monkeypatch.delenv("BIOSIGIO_BACKFILL_BATCH", raising=False)
+    assert settings.backfill_batch() == settings.DEFAULT_BACKFILL_BATCH == 25
+    monkeypatch.setenv("BIOSIGIO_BACKFILL_BATCH", "40")
+    assert settings.backfill_batch() == 40
+    for bad in ("0", "many"):
+        monkeypatch.setenv("BIOSIGIO_BACKFILL_BATCH", bad)
+        with pytest.raises(ValueError, match="BIOSIGIO_BACKFILL_BATCH"):
+            settings.backfill_batch()
+    with pytest.raises(SystemExit) as exc:
+        main(["backfill-stores", "--batch-size", "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+    defs = build_defs(storage_root="memory://x", source_roots=["memory://y"],
+                      backfill_batch=7)
+    policy = defs.resolve_assets_def("zarr_store").backfill_policy
+    assert policy is not None and policy.max_partitions_per_run == 7
+    assert defs.resolve_assets_def("source_recording").backfill_policy is None
