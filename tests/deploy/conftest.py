@@ -237,12 +237,14 @@ run_launcher:
 {extra}"""
 
 
-def write_dagster_yaml(home: Path, pg: Postgres, db: str, extra: str = "") -> Path:
-    """``home/dagster.yaml`` for PostgreSQL storage and the queued run coordinator."""
+def write_dagster_yaml(home: Path, pg: Postgres, db: str, extra: str = "",
+                       max_runs: int = MAX_RUNS) -> Path:
+    """``home/dagster.yaml`` for PostgreSQL storage and the queued run coordinator (at most
+    ``max_runs`` at once); ``extra`` is appended (run monitoring, run retries...)."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     path.write_text(DAGSTER_YAML.format(host=pg.host, port=pg.port, user=pg.user, db=db,
-                                        max_runs=MAX_RUNS, heavy=HEAVY_LIMIT, extra=extra))
+                                        max_runs=max_runs, heavy=HEAVY_LIMIT, extra=extra))
     return path
 
 
