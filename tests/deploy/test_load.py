@@ -80,31 +80,32 @@ def _union(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def run_figures(instance, run_id: str) -> dict[str, Any]:
-    """One run's timings (from its run events and step events) and its check results:
-    ``launch`` (RUN_STARTING: the launcher starts the run worker), ``start`` (RUN_START: the
-    run worker has loaded the code), ``end`` (RUN_SUCCESS/FAILURE)."""
+def run_figures(instance, record) -> dict[str, Any]:
+    """One run's timings and check results: ``launch`` (RUN_STARTING: the launcher starts the
+    run worker), ``start`` and ``end`` (the run record: the run worker has loaded the code /
+    the run ended), and the steps' spans (STEP_START to STEP_SUCCESS, in the workers)."""
     import dagster as dg
 
     T = dg.DagsterEventType
-    run_events = {T.RUN_STARTING: "launch", T.RUN_START: "start", T.RUN_SUCCESS: "end",
-                  T.RUN_FAILURE: "end"}
-    marks: dict[str, float] = {}
+    run_id = record.dagster_run.run_id
+    launch = record.create_timestamp.timestamp()
     starts: dict[str, float] = {}
     spans = []
     checks = {}
-    for e in instance.all_logs(run_id, of_type={*run_events, T.STEP_START, T.STEP_SUCCESS,
-                                                 T.ASSET_CHECK_EVALUATION}):
+    for e in instance.all_logs(run_id):
         ev = e.dagster_event
-        if ev.event_type in run_events:
-            marks[run_events[ev.event_type]] = e.timestamp
+        if ev is None:
+            continue
+        if ev.event_type == T.RUN_STARTING:
+            launch = e.timestamp
         elif ev.event_type == T.STEP_START:
             starts[e.step_key] = e.timestamp
         elif ev.event_type == T.STEP_SUCCESS:
             spans.append((starts[e.step_key], e.timestamp))
-        else:
+        elif ev.event_type == T.ASSET_CHECK_EVALUATION:
             checks[ev.event_specific_data.check_name] = ev.event_specific_data.passed
-    launch, start, end = marks["launch"], marks["start"], marks["end"]
+    start = record.start_time or launch
+    end = record.end_time or start
     busy = _union(spans)
     return {"launch": launch, "start": start, "end": end, "steps": len(spans),
             "worker_start_s": start - launch, "run_s": end - launch,
@@ -180,10 +181,11 @@ def test_load_recordings_through_sensor_queue_and_workers(tmp_path: Path,
 
     partitions = instance.get_dynamic_partitions("recordings")
     assert sorted(partitions) == sorted(f"load__rec{i:04d}_edf" for i in range(N))
-    runs = {r.dagster_run.run_id: r.dagster_run for r in instance.get_run_records()}
+    records = {r.dagster_run.run_id: r for r in instance.get_run_records()}
+    runs = {rid: r.dagster_run for rid, r in records.items()}
     assert len(runs) == N  # one run per recording, none retried or doubled
     assert sorted(r.tags["dagster/partition"] for r in runs.values()) == sorted(partitions)
-    figures = {rid: run_figures(instance, rid) for rid in runs}
+    figures = {rid: run_figures(instance, rec) for rid, rec in records.items()}
     failed = {runs[rid].tags["dagster/partition"]: runs[rid].status.value
               for rid in runs if runs[rid].status != S.SUCCESS}
     assert not failed, failed

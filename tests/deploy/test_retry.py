@@ -143,6 +143,10 @@ def test_killed_run_worker_is_retried_by_policy(tmp_path: Path,
             for e in instance.all_logs(r.run_id, of_type=T.ASSET_MATERIALIZATION)}
     assert mats == {"source_recording", "recording", "parquet_archive", "feather_archive",
                     "zarr_store"}
+    # the retry re-executed from the failure: what the killed run finished is not redone
+    redone = {e.dagster_event.asset_key.path[-1]
+              for e in instance.all_logs(retry.run_id, of_type=T.ASSET_MATERIALIZATION)}
+    assert "source_recording" not in redone, redone
     # no output is half-written: each reads whole (atomic writes leave at most a dot-named
     # temporary from the killed attempt), and the archives equal the source bit for bit
     manifest = json.loads((storage / "sources" / f"{KEY}.json").read_text())
