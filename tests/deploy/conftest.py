@@ -92,6 +92,17 @@ def wait_for(ready: Callable[[], bool], what: str, proc: subprocess.Popen | None
         time.sleep(0.2)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the ``load`` test out unless the ``-m`` expression names it (``-m load``): it
+    takes far longer than the rest, and ``-m "not spark"`` and the like must not pull it in."""
+    if "load" in (config.option.markexpr or ""):
+        return
+    keep = [i for i in items if i.get_closest_marker("load") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 # ------------------------------------------------------------------------------ PostgreSQL
 @dataclass(frozen=True)
 class Postgres:
