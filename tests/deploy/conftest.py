@@ -92,6 +92,17 @@ def wait_for(ready: Callable[[], bool], what: str, proc: subprocess.Popen | None
         time.sleep(0.2)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the ``load`` test out unless the ``-m`` expression names it (``-m load``): it
+    takes far longer than the rest, and ``-m "not spark"`` and the like must not pull it in."""
+    if "load" in (config.option.markexpr or ""):
+        return
+    keep = [i for i in items if i.get_closest_marker("load") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 # ------------------------------------------------------------------------------ PostgreSQL
 @dataclass(frozen=True)
 class Postgres:
@@ -237,12 +248,14 @@ run_launcher:
 {extra}"""
 
 
-def write_dagster_yaml(home: Path, pg: Postgres, db: str, extra: str = "") -> Path:
-    """``home/dagster.yaml`` for PostgreSQL storage and the queued run coordinator."""
+def write_dagster_yaml(home: Path, pg: Postgres, db: str, extra: str = "",
+                       max_runs: int = MAX_RUNS) -> Path:
+    """``home/dagster.yaml`` for PostgreSQL storage and the queued run coordinator (at most
+    ``max_runs`` at once); ``extra`` is appended (run monitoring, run retries...)."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     path.write_text(DAGSTER_YAML.format(host=pg.host, port=pg.port, user=pg.user, db=db,
-                                        max_runs=MAX_RUNS, heavy=HEAVY_LIMIT, extra=extra))
+                                        max_runs=max_runs, heavy=HEAVY_LIMIT, extra=extra))
     return path
 
 
