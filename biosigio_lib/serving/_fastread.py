@@ -73,16 +73,11 @@ class ShardLayout:
         """The same layout from a level-0 ``zarr.json`` document (no zarr objects made);
         None for anything but the plain sharded layout, its fill value a plain number."""
         try:
-            shape = [int(n) for n in doc["shape"]]
-            shard = [int(n) for n in doc["chunk_grid"]["configuration"]["chunk_shape"]]
+            shape, shard, enc, sep, dtype, fill = _doc_basics(doc)
             (codec,) = doc["codecs"]
             conf = codec["configuration"]
             chunk = [int(n) for n in conf["chunk_shape"]]
             inner, index = conf["codecs"], conf["index_codecs"]
-            enc = doc["chunk_key_encoding"]
-            sep = (enc.get("configuration") or {}).get("separator", "/")
-            dtype = np.dtype(str(doc["data_type"]))
-            fill = _fill(doc["fill_value"], dtype)
         except (KeyError, TypeError, ValueError):
             return None
         little = {"name": "bytes", "configuration": {"endian": "little"}}
@@ -107,6 +102,18 @@ class ShardLayout:
 
         return cls((shape[0], shape[1]), shard[1], chunk[1], dtype.newbyteorder("<"),
                    fill, key)
+
+
+def _doc_basics(doc: Any) -> tuple[tuple[int, ...], tuple[int, ...], Any, str,
+                                   np.dtype[Any], Any]:
+    """Shape, grid chunk shape, key encoding, its separator, dtype and fill value of an
+    array's ``zarr.json`` document (KeyError/TypeError/ValueError when malformed)."""
+    shape = tuple(int(n) for n in doc["shape"])
+    grid = tuple(int(n) for n in doc["chunk_grid"]["configuration"]["chunk_shape"])
+    enc = doc["chunk_key_encoding"]
+    sep = (enc.get("configuration") or {}).get("separator", "/")
+    dtype = np.dtype(str(doc["data_type"]))
+    return shape, grid, enc, sep, dtype, _fill(doc["fill_value"], dtype)
 
 
 def _fill(value: Any, dtype: np.dtype[Any]) -> Any:
@@ -134,13 +141,8 @@ class ChunkLayout:
     def from_doc(cls, doc: Any) -> ChunkLayout | None:
         """The layout of a ``zarr.json`` document, or None for any other layout."""
         try:
-            shape = tuple(int(n) for n in doc["shape"])
-            chunks = tuple(int(n) for n in doc["chunk_grid"]["configuration"]["chunk_shape"])
+            shape, chunks, enc, sep, dtype, fill = _doc_basics(doc)
             codecs = doc["codecs"]
-            enc = doc["chunk_key_encoding"]
-            sep = (enc.get("configuration") or {}).get("separator", "/")
-            dtype = np.dtype(str(doc["data_type"]))
-            fill = _fill(doc["fill_value"], dtype)
         except (KeyError, TypeError, ValueError):
             return None
         ok = (doc.get("zarr_format") == 3 and doc.get("node_type") == "array"
