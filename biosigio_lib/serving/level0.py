@@ -48,8 +48,9 @@ _DIRECT_BLOCK = 1 << 18  # output samples per job when no filtering is needed
 FILTER_ABS_LIMIT = F32_MAX / 8
 
 
-def _finite_absmax(src: Source) -> np.ndarray:
-    """Per row: the largest finite |value| of the source (a chunked pass, little memory).
+def _finite_absmax(src: Source, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """Per row: the largest finite |value| of the source (a chunked pass, little memory,
+    chunks spread over ``pool``).
 
     Calibrated rows are bounded without reading: their physical values lie within the
     calibration of their integer type's range; only when that bound is above the limit are
@@ -58,16 +59,24 @@ def _finite_absmax(src: Source) -> np.ndarray:
     bound = src.calibrated_absmax_bound()
     if bound is not None and (bound <= FILTER_ABS_LIMIT).all():
         return bound
-    out = np.zeros(src.n_ch)
+    if src.dtype.kind != "f":
+        return np.full(src.n_ch, 0.0)  # integers are far below the limit
     step = max(1024, (1 << 20) // max(1, src.n_ch))
-    for s in range(0, src.n_in, step):
+
+    def chunk(s: int) -> np.ndarray:
         v = np.asarray(src.get(s, min(src.n_in, s + step)))
-        if v.dtype.kind != "f":
-            return np.full(src.n_ch, 0.0)  # integers are far below the limit
-        a = np.abs(v)
-        a[~np.isfinite(a)] = 0.0
-        np.maximum(out, a.max(axis=1, initial=0.0), out=out)
-    return out
+        hi, lo = v.max(axis=1), v.min(axis=1)  # two passes, no temporaries
+        m: np.ndarray = np.fmax(np.abs(hi), np.abs(lo))
+        bad = ~np.isfinite(m)  # a NaN or an infinity in the row: the slow way, that row only
+        if bad.any():
+            a = np.abs(v[bad])
+            a[~np.isfinite(a)] = 0.0
+            m[bad] = a.max(axis=1, initial=0.0)
+        return m
+
+    starts = range(0, src.n_in, step)
+    parts = list(pool.map(chunk, starts)) if pool is not None else [chunk(s) for s in starts]
+    return np.asarray(np.maximum.reduce([np.zeros(src.n_ch), *parts]), dtype=np.float64)
 
 
 def _calibrated_range(src: Source, plan: FilterPlan) -> tuple[np.ndarray, np.ndarray] | None:
@@ -255,7 +264,7 @@ def gather(gp: GroupPlan, params: ServingParams, pool: ThreadPoolExecutor,
         k = len(rs.pos)
         if rs.filtered and gp.plan is not None:
             plan = gp.plan
-            absmax = _finite_absmax(rs.src)
+            absmax = _finite_absmax(rs.src, pool)
             big = absmax > FILTER_ABS_LIMIT
             if big.any():
                 raise _refuse(gp.name, [gp.labels[p] for p in rs.pos], big, absmax,

@@ -101,23 +101,27 @@ def _write_group(root: Any, rec: Recording, gp: GroupPlan, params: ServingParams
             "physical_formula": layout.PHYSICAL_FORMULA, **nan_attr})
     views = _create_views(grp, lengths, n_ch, out_dtype, params, rate)
     pyramid = ViewPyramid(lengths, params.view_factor, [int(v.chunks[2]) for v in views])
-    pending: list[Future[Any]] = []
+    def finish(block: np.ndarray, s: int, e: int) -> None:
+        """Write a level-0 shard and feed the pyramid (in the I/O thread, in shard order,
+        while the next shard is filtered): every view level goes out in whole chunks as
+        level 0 completes them."""
+        a0[:, s:e] = block
+        if lengths:
+            for li, c0, cols in pyramid.feed(block, last=e == n_out):
+                views[li][:, :, c0: c0 + cols.shape[2]] = cols
+
+    pending: Future[Any] | None = None
     for s in range(0, n_out, shard_t):
         e = min(n_out, s + shard_t)
         block = shard_block(gp, st, sc, s, e, pool, params)
         st.heads.clear()  # only the first shard was kept
-        for f in pending:  # at most one shard's writes in flight
-            f.result()
+        if pending is not None:  # at most one shard's writes in flight
+            pending.result()
         _release_memory()
-        pending = [io.submit(a0.__setitem__, (slice(None), slice(s, e)), block)]
-        if lengths:  # every view level goes out in whole chunks as level 0 completes them
-            for li, c0, cols in pyramid.feed(block, last=e == n_out):
-                pending.append(io.submit(
-                    views[li].__setitem__,
-                    (slice(None), slice(None), slice(c0, c0 + cols.shape[2])), cols))
+        pending = io.submit(finish, block, s, e)
         del block
-    for f in pending:
-        f.result()
+    if pending is not None:
+        pending.result()
     _release_memory()
 
 
