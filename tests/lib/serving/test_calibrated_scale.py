@@ -85,3 +85,27 @@ def test_small_signal_keeps_the_source_resolution(tmp_path: Path, dtype: str) ->
     rec = _rec(d)
     rec.to_zarr(tmp_path / "s.zarr", dtype=dtype)
     assert verify_level0(rec, tmp_path / "s.zarr")["ok"]
+
+
+def test_filtering_in_digital_units_equals_filtering_physical_values() -> None:
+    """The filter is linear with unit DC gain per branch, so filtering the stored integers
+    and scaling once equals filtering the physical values (float64 rounding apart)."""
+    from biosigio_lib.serving.resample import reference_values, resample_block
+
+    rng = np.random.default_rng(7)
+    d = np.cumsum(rng.integers(-40, 41, size=(4, 9_000)), axis=1).astype(np.int16)
+    rec = Recording({"subject": "s"})
+    rec.add_channels(["A", "B"], d[:2], 1000.0, "uV", "EEG",
+                     calibration=[Calibration(0.37, baseline=-12.5)] * 2)
+    rec.add_channels(["C", "D"], d[2:], 1000.0, "mV", "EEG",
+                     calibration=[Calibration(200.0, baseline=1024.0, divide=True)] * 2)
+    gp = plan_groups(rec, ServingParams(rate_caps={"EEG": 300.0}))[0]  # up/down = 3/10
+    src = gp.rowsets[0].src
+    assert src.affine is not None and gp.ratio.up > 1
+    ref = reference_values(src)
+    n_q = -(-gp.n_out // gp.ratio.up)
+    digital, _ = resample_block(src, gp.plan, ref, 0, n_q, dtype=np.float64)
+    src.affine = None  # the physical path
+    physical, _ = resample_block(src, gp.plan, ref, 0, n_q, dtype=np.float64)
+    span = np.abs(physical).max(axis=1, keepdims=True)
+    assert (np.abs(digital - physical) <= 1e-12 * span).all()  # float64 rounding only
