@@ -48,6 +48,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_sensor(env: Mapping[str, str], cwd: Path, timeout: float = 120) -> None:
+    """``dagster sensor start recordings_sensor`` on the repository's workspace (asserted)."""
+    start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "recordings_sensor",
+                            "-w", str(WORKSPACE)], env=dict(env), cwd=cwd, capture_output=True,
+                           text=True, timeout=timeout)
+    assert start.returncode == 0, start.stdout + start.stderr
+
+
 def start_process(cmd: list[str], *, log: Path, env: Mapping[str, str] | None = None,
                   cwd: Path | None = None, user: str | None = None) -> subprocess.Popen:
     """Start ``cmd`` in a new session (its PID is its process group), output into ``log``."""

@@ -9,7 +9,6 @@ recording dropped later is found by a later tick. Every process is stopped by it
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .conftest import (
     WORKSPACE,
     base_env,
     start_process,
+    start_sensor,
     stop_process,
     tail,
 )
@@ -78,10 +78,7 @@ def test_daemon_sensor_queue_and_runs(tmp_path: Path, dagster_home: Path) -> Non
     work = tmp_path / "daemon_cwd"  # not the repository: the workspace file says where code is
     work.mkdir()
     log = tmp_path / "daemon.log"
-    start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "recordings_sensor",
-                            "-w", str(WORKSPACE)], env=env, cwd=work, capture_output=True,
-                           text=True, timeout=90)
-    assert start.returncode == 0, start.stdout + start.stderr
+    start_sensor(env, work, timeout=90)
     t_sensor = time.monotonic() - t0
     daemon = start_process([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
                            log=log, env=env, cwd=work)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from .conftest import (
     Postgres,
     start_celery_worker,
     start_process,
+    start_sensor,
     stop_process,
     tail,
     wait_celery_ready,
@@ -149,10 +149,7 @@ def test_load_recordings_through_sensor_queue_and_workers(tmp_path: Path,
     S = dg.DagsterRunStatus
     finished = {S.SUCCESS, S.FAILURE, S.CANCELED}
     try:
-        start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "recordings_sensor",
-                                "-w", str(WORKSPACE)], env=env, cwd=work, capture_output=True,
-                               text=True, timeout=120)
-        assert start.returncode == 0, start.stdout + start.stderr
+        start_sensor(env, work, timeout=120)
         wait_celery_ready(workers)
         t_go, wall_go = time.monotonic(), time.time()
         daemon = start_process([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from .conftest import (
     Postgres,
     base_env,
     start_process,
+    start_sensor,
     stop_process,
     tail,
     write_dagster_yaml,
@@ -79,10 +79,7 @@ def test_killed_run_worker_is_retried_by_policy(tmp_path: Path,
     work = tmp_path / "daemon_cwd"
     work.mkdir()
     log = tmp_path / "daemon.log"
-    start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "recordings_sensor",
-                            "-w", str(WORKSPACE)], env=env, cwd=work, capture_output=True,
-                           text=True, timeout=120)
-    assert start.returncode == 0, start.stdout + start.stderr
+    start_sensor(env, work, timeout=120)
     daemon = start_process([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
                            log=log, env=env, cwd=work)
     instance = dg.DagsterInstance.from_config(str(home))
