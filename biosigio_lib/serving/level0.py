@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..calibration import to_physical
 from ..channels import DISCRETE_TYPES
 from ..errors import UnrepresentableValueError
 from . import layout
@@ -88,15 +87,12 @@ def _calibrated_range(src: Source, plan: FilterPlan) -> tuple[np.ndarray, np.nda
     1``) maps it into ``[P lo + N hi, P hi + N lo]``. The int16 quantum is then at most the
     filter's L1 norm times the source's own quantum, and the measuring pass is skipped.
     """
-    lo = np.zeros(src.n_ch)
-    hi = np.zeros(src.n_ch)
-    for arr, _, pos, cals in src.parts:
-        if (cals is None or arr.dtype.kind not in "iu" or arr.dtype.itemsize > 2
-                or any(c.missing is not None for c in cals)):
-            return None
-        info = np.iinfo(arr.dtype)
-        ends = to_physical(np.array([[info.min, info.max]] * len(cals), dtype=np.int64), cals)
-        lo[pos], hi[pos] = ends.min(axis=1), ends.max(axis=1)
+    if src.affine is None or any(arr.dtype.itemsize > 2 for arr, *_ in src.parts):
+        return None  # not all calibrated integers without a missing code, or wider than 16 bits
+    ends = src.calibrated_range()
+    if ends is None:
+        return None
+    lo, hi = ends
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         return None
     pos_sum = max(float(t[t > 0].sum()) for _, t in plan.branches)

@@ -88,19 +88,29 @@ class Source:
         return np.result_type(*[np.float64 if p[3] is not None else p[0].dtype
                                 for p in self.parts])
 
-    def calibrated_absmax_bound(self) -> np.ndarray | None:
-        """An upper bound of every row's |physical value| when all rows are calibrated
-        integers (from their dtype's range and calibration), else None."""
-        out = np.zeros(self.n_ch)
+    def calibrated_range(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per row, the physical values of its integer type's two ends (low, high) when all
+        rows are calibrated integers, else None: no sample can lie outside them."""
+        lo, hi = np.zeros(self.n_ch), np.zeros(self.n_ch)
         for arr, _, pos, cals in self.parts:
             if cals is None or arr.dtype.kind not in "iu":
                 return None
             info = np.iinfo(arr.dtype)
             ends = np.array([[info.min, info.max]] * len(cals), dtype=np.int64)
             with np.errstate(all="ignore"):
-                phys = np.abs(to_physical(ends, cals))
-            out[pos] = np.nan_to_num(np.fmax(phys[:, 0], phys[:, 1]), nan=0.0, posinf=np.inf)
-        return out
+                phys = to_physical(ends, cals)
+            lo[pos], hi[pos] = np.fmin(phys[:, 0], phys[:, 1]), np.fmax(phys[:, 0], phys[:, 1])
+        return lo, hi
+
+    def calibrated_absmax_bound(self) -> np.ndarray | None:
+        """An upper bound of every row's |physical value| when all rows are calibrated
+        integers (from their dtype's range and calibration), else None."""
+        ends = self.calibrated_range()
+        if ends is None:
+            return None
+        bound: np.ndarray = np.nan_to_num(np.fmax(np.abs(ends[0]), np.abs(ends[1])),
+                                          nan=0.0, posinf=np.inf)
+        return bound
 
     @staticmethod
     def _take(arr: np.ndarray | LazySamples, rows: np.ndarray | None,
