@@ -6,7 +6,6 @@ not when a module is imported; the serving parameters' hash becomes the store's 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,19 +17,12 @@ from .defs.checks import build_checks
 from .defs.jobs import build_jobs
 from .defs.resources import PipelineStorage, RecordingIOManager, SourceRoots
 from .defs.schedules import build_schedule
-from .defs.sensors import build_sensor
+from .defs.sensors import build_sensor, build_split_sensor
 
 if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 __all__ = ["build_defs", "build_executor", "defs"]
-
-# The convert job mixes batched assets (archives, store) with one-run-per-partition ones
-# (source, recording) on purpose; Dagster then uses one partition per run for the job, which
-# is what the sensor launches. Its warning about that says nothing an operator can act on.
-warnings.filterwarnings("ignore", message=r"Asset job \S+ materializes assets with varying "
-                        r"BackfillPolicies", category=UserWarning)
-
 
 def build_executor(name: str | None = None) -> dg.ExecutorDefinition:
     """The executor named by ``name`` or ``$BIOSIGIO_EXECUTOR``: in-process by default (the
@@ -63,11 +55,14 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
               else settings.json_options("BIOSIGIO_STORAGE_OPTIONS"))
     source_so = dict(source_options if source_options is not None
                      else settings.json_options("BIOSIGIO_SOURCE_OPTIONS"))
+    batch = backfill_batch or settings.backfill_batch()
+    jobs = build_jobs()
     return dg.Definitions(
-        assets=build_assets(params, backfill_batch or settings.backfill_batch()),
+        assets=build_assets(params, batch),
         asset_checks=build_checks(),
-        jobs=build_jobs(),
-        sensors=[build_sensor(settings.sensor_interval(), settings.heavy_bytes())],
+        jobs=jobs,
+        sensors=[build_sensor(settings.sensor_interval(), settings.heavy_bytes(), batch),
+                 build_split_sensor(jobs[0])],
         schedules=[build_schedule(params.version())],
         resources={
             "storage": PipelineStorage(root=root, storage_options=so),

@@ -61,12 +61,14 @@ def run_demo(*, scale: float = 1.0, fresh: bool = False, out: TextIO | None = No
     from .definitions import build_defs
     from .defs.jobs import CONVERT_JOB
     from .defs.partitions import RECORDINGS_NAME
-    from .defs.sensors import recordings_sensor
+    from .defs.sensors import build_sensor
 
     defs = build_defs(storage_root=str(storage), source_roots=[str(sources)])
     instance = dg.DagsterInstance.get()
 
     _say(out, "3/4 scanning the sources (the recordings_sensor, one tick)")
+    # one run per recording here, for the progress lines (the daemon's sensor batches them)
+    recordings_sensor = build_sensor(batch=1)
     resources = {"sources": (defs.resources or {})["sources"]}
     with dg.build_sensor_context(instance=instance, resources=resources,
                                  definitions=defs) as ctx:

@@ -13,8 +13,10 @@ import dagster as dg
 __all__ = [
     "CODE_VERSION_TAG",
     "DATA_VERSION_TAG",
+    "latest_materializations",
     "latest_tags",
     "plan_batch",
+    "source_checksum",
     "stale_stores",
 ]
 
@@ -23,10 +25,11 @@ DATA_VERSION_TAG = "dagster/data_version"
 _PAGE = 1000
 
 
-def latest_tags(instance: dg.DagsterInstance, asset: str,
-                partitions: Sequence[str] | None = None) -> dict[str, Mapping[str, str]]:
-    """Partition -> tags of the asset's latest materialization of it (absent: never built)."""
-    out: dict[str, Mapping[str, str]] = {}
+def latest_materializations(instance: dg.DagsterInstance, asset: str,
+                            partitions: Sequence[str] | None = None
+                            ) -> dict[str, dg.AssetMaterialization]:
+    """Partition -> the asset's latest materialization of it (absent: never built)."""
+    out: dict[str, dg.AssetMaterialization] = {}
     cursor = None
     while True:
         res = instance.fetch_materializations(
@@ -36,10 +39,26 @@ def latest_tags(instance: dg.DagsterInstance, asset: str,
         for rec in res.records:
             mat = rec.asset_materialization
             if mat is not None and mat.partition is not None and mat.partition not in out:
-                out[mat.partition] = dict(mat.tags or {})
+                out[mat.partition] = mat
         if not res.has_more:
             return out
         cursor = res.cursor
+
+
+def latest_tags(instance: dg.DagsterInstance, asset: str,
+                partitions: Sequence[str] | None = None) -> dict[str, Mapping[str, str]]:
+    """Partition -> tags of the asset's latest materialization of it (absent: never built)."""
+    return {k: dict(m.tags or {}) for k, m in
+            latest_materializations(instance, asset, partitions).items()}
+
+
+def source_checksum(mat: dg.AssetMaterialization) -> str:
+    """The source checksum a ``source_recording`` materialization recorded: its
+    ``source_checksum`` metadata (every run), else its data version (older single runs)."""
+    meta = mat.metadata.get("source_checksum")
+    if meta is not None:
+        return str(meta.value)
+    return (mat.tags or {}).get(DATA_VERSION_TAG, "")
 
 
 def stale_stores(instance: dg.DagsterInstance, store_version: str,

@@ -29,14 +29,14 @@ from biosigio_lib import Recording
 
 from .. import settings, steps
 from .partitions import RECORDINGS
-from .resources import PipelineStorage, SourceRoots
+from .resources import PipelineStorage, RecordingIOManager, SourceRoots
 
 if TYPE_CHECKING:
     from biosigio_lib.serving import ServingParams
 
 
 __all__ = ["ASSET_KEYS", "GROUP", "LIB_CODE_VERSION", "NO_PREVIEW", "build_assets",
-           "build_each"]
+           "build_batch", "build_each"]
 
 GROUP = "biosigio"
 #: Code version of the assets whose bytes depend only on the library (not on parameters).
@@ -69,10 +69,10 @@ def _archive_metadata(storage: PipelineStorage, key: str, rec: Recording,
             "format": container, **_recording_metadata(rec)}
 
 
-def _version_tags(context: dg.AssetExecutionContext, key: str,
-                  code_version: str) -> dict[str, str]:
+def _version_tags(context: dg.AssetExecutionContext, key: str, code_version: str,
+                  upstream: dg.AssetKey | None) -> dict[str, str]:
     """The code/data version tags Dagster puts on a materialization of partition ``key``
-    (from the ``recording`` partition it read), for one recorded by hand."""
+    (from the ``upstream`` partition it read, if any), for one recorded by hand."""
     from dagster._core.definitions.data_version import (  # the tag names Dagster reads
         CODE_VERSION_TAG,
         DATA_VERSION_TAG,
@@ -84,7 +84,9 @@ def _version_tags(context: dg.AssetExecutionContext, key: str,
         get_input_event_pointer_tag,
     )
 
-    upstream = ASSET_KEYS["recording"]
+    if upstream is None:
+        return {CODE_VERSION_TAG: code_version,
+                DATA_VERSION_TAG: compute_logical_data_version(code_version, {}).value}
     record = context.instance.get_latest_data_version_record(upstream, False, key)
     version = (extract_data_version_from_entry(record.event_log_entry) if record else None)
     version = version or DEFAULT_DATA_VERSION
@@ -108,20 +110,32 @@ def build_each(context: dg.AssetExecutionContext, recording: Any, code_version: 
     keys = list(context.partition_keys)
     if not isinstance(recording, Mapping):
         return dg.MaterializeResult(metadata=build(keys[0], recording))
+    return build_batch(context, keys, code_version, lambda key: build(key, recording[key]),
+                       upstream=ASSET_KEYS["recording"])
+
+
+def build_batch(context: dg.AssetExecutionContext, keys: list[str], code_version: str,
+                build: Callable[[str], dict[str, Any]], *, upstream: dg.AssetKey | None,
+                result: Callable[[list[str]], Any] = lambda _keys: dg.MaterializeResult()
+                ) -> Any:
+    """``build(key)`` (-> metadata) for each of ``keys`` (a run over a partition range), each
+    partition with its own metadata; then ``result(keys)`` (the step's output). If any fails,
+    the others are recorded as materialized (with their code/data versions from ``upstream``)
+    and the step fails with ``dg.Failure`` naming the failed keys and their errors."""
     # a generator of events (Dagster accepts one returned by a plain function), typed as the
     # asset's result so the assets keep their `-> MaterializeResult` annotation
-    return cast("dg.MaterializeResult", _build_batch(context, recording, code_version, build,
-                                                      keys))
+    return cast("dg.MaterializeResult",
+                _build_batch(context, keys, code_version, build, upstream, result))
 
 
-def _build_batch(context: dg.AssetExecutionContext, recordings: Mapping[str, Recording],
-                 code_version: str, build: Callable[[str, Recording], dict[str, Any]],
-                 keys: list[str]) -> Iterator[Any]:
+def _build_batch(context: dg.AssetExecutionContext, keys: list[str], code_version: str,
+                 build: Callable[[str], dict[str, Any]], upstream: dg.AssetKey | None,
+                 result: Callable[[list[str]], Any]) -> Iterator[Any]:
     built: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     for key in keys:
         try:
-            built[key] = build(key, recordings[key])
+            built[key] = build(key)
         except Exception as exc:  # one bad recording must not lose the others' outputs
             failed[key] = f"{type(exc).__name__}: {exc}"
             context.log.error(f"{context.asset_key.to_user_string()} {key} failed: "
@@ -130,13 +144,14 @@ def _build_batch(context: dg.AssetExecutionContext, recordings: Mapping[str, Rec
         for key, meta in built.items():
             yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
                                           metadata=meta,
-                                          tags=_version_tags(context, key, code_version))
+                                          tags=_version_tags(context, key, code_version,
+                                                             upstream))
         raise dg.Failure(
             description=f"{len(failed)} of {len(keys)} partition(s) failed: "
                         f"{', '.join(sorted(failed))}; the other {len(built)} are materialized",
             metadata={"failed_partitions": dg.MetadataValue.json(failed)})
     _add_partition_metadata(context, built)
-    yield dg.MaterializeResult()
+    yield result(keys)
 
 
 def _add_partition_metadata(context: dg.AssetExecutionContext,
@@ -166,33 +181,58 @@ def build_assets(params: "ServingParams", batch: int = 1) -> list[dg.AssetsDefin
 
 def _build_assets(params: "ServingParams", batch: int) -> list[dg.AssetsDefinition]:
     store_version = params.version()
-    # source_recording keeps one run per partition (its data version is its own checksum, one
-    # per partition); recording is cheap (a reference) but would hold a range's samples at once.
+    # Every asset builds a range of partitions in one run: a backfill's runs (up to ``batch``
+    # partitions each) and the sensor's runs over the small recordings one tick discovered.
     batched = dg.BackfillPolicy.multi_run(max_partitions_per_run=max(1, batch))
 
     @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=LIB_CODE_VERSION,
-              kinds={"file"})
+              kinds={"file"}, backfill_policy=batched)
     def source_recording(context: dg.AssetExecutionContext, sources: SourceRoots,
                          storage: PipelineStorage) -> dg.MaterializeResult:
-        """The discovered source: its files, total size and SHA-256 (its data version)."""
-        src = sources.find(context.partition_key)
-        url = steps.write_manifest(src, storage.outputs(src.key).manifest,
-                                   storage.storage_options)
-        return dg.MaterializeResult(
-            metadata={"uri": dg.MetadataValue.path(src.url), "manifest": dg.MetadataValue.path(url),
-                      "format": src.format, "files": len(src.files), "bytes": src.size,
-                      "source_checksum": str(src.checksum),
-                      "entities": dg.MetadataValue.json(dict(src.entities))},
-            data_version=dg.DataVersion(str(src.checksum)))
+        """The discovered source: its files, total size and SHA-256 (its data version; in a
+        run over several partitions, each one's ``source_checksum`` metadata)."""
+
+        def build(key: str) -> dict[str, Any]:
+            src = sources.find(key)
+            url = steps.write_manifest(src, storage.outputs(src.key).manifest,
+                                       storage.storage_options)
+            return {"uri": dg.MetadataValue.path(src.url),
+                    "manifest": dg.MetadataValue.path(url), "format": src.format,
+                    "files": len(src.files), "bytes": src.size,
+                    "source_checksum": str(src.checksum),
+                    "entities": dg.MetadataValue.json(dict(src.entities))}
+
+        keys = list(context.partition_keys)
+        if len(keys) > 1:
+            return build_batch(context, keys, LIB_CODE_VERSION, build, upstream=None)
+        meta = build(keys[0])
+        return dg.MaterializeResult(metadata=meta,
+                                    data_version=dg.DataVersion(meta["source_checksum"]))
 
     @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=LIB_CODE_VERSION,
-              deps=[source_recording], io_manager_key="recording_io", kinds={"python"})
+              deps=[source_recording], io_manager_key="recording_io", kinds={"python"},
+              backfill_policy=batched)
     def recording(context: dg.AssetExecutionContext, storage: PipelineStorage,
-                  sources: SourceRoots) -> dg.Output[Recording]:
-        """The canonical Recording, imported from the source and stamped with its lineage."""
-        src = steps.read_manifest(storage.outputs(context.partition_key).manifest,
-                                  storage.storage_options)
-        rec = steps.load_source(src, sources.storage_options or None)
+                  sources: SourceRoots,
+                  recording_io: dg.ResourceParam[RecordingIOManager]) -> dg.Output[Any]:
+        """The canonical Recording, imported from the source and stamped with its lineage.
+        Over several partitions, each is imported and persisted in turn (a reference each,
+        so memory stays bounded) and the output is the lazy mapping key -> Recording."""
+
+        def load(key: str) -> Recording:
+            src = steps.read_manifest(storage.outputs(key).manifest, storage.storage_options)
+            return steps.load_source(src, sources.storage_options or None)
+
+        def build(key: str) -> dict[str, Any]:
+            rec = load(key)
+            return {**_recording_metadata(rec), **recording_io.persist(key, rec)}
+
+        keys = list(context.partition_keys)
+        if len(keys) > 1:
+            return build_batch(context, keys, LIB_CODE_VERSION, build,
+                               upstream=ASSET_KEYS["source_recording"],
+                               result=lambda ks: dg.Output(recording_io.lazy(ks)))
+        rec = load(keys[0])
         return dg.Output(rec, metadata=_recording_metadata(rec))
 
     # ``recording: Any``: a Recording, or key -> Recording in a batched run (see build_each).

@@ -7,7 +7,7 @@ Each is a small configurable interface with cheap variants (a temporary folder o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -103,21 +103,33 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         info = loc.fs.info(loc.path)
         return (info.get("size"), info.get("mtime"), info.get("type"))
 
-    def handle_output(self, context: dg.OutputContext, obj: Recording) -> None:
-        url = write_canonical(obj, self._url(context), self.storage_options,
+    def handle_output(self, context: dg.OutputContext, obj: Recording | LazyRecordings) -> None:
+        if isinstance(obj, LazyRecordings):  # a run over several partitions: each persisted
+            return                            # by the asset as it was built (see persist)
+        context.add_output_metadata(self.persist(context.asset_partition_key
+                                                 if context.has_asset_partitions
+                                                 else "unpartitioned", obj))
+
+    def persist(self, key: str, obj: Recording) -> dict[str, Any]:
+        """Write partition ``key``'s canonical reference; returns its metadata."""
+        url = write_canonical(obj, Outputs(self.root, key).canonical, self.storage_options,
                               self.source_options or None)
         _CACHE.clear()
         _CACHE[url] = (self._stamp(url), obj)
-        context.add_output_metadata({"canonical_uri": dg.MetadataValue.path(url),
-                                     "canonical_bytes": size_of(url, self.storage_options)})
+        return {"canonical_uri": dg.MetadataValue.path(url),
+                "canonical_bytes": size_of(url, self.storage_options)}
+
+    def lazy(self, keys: Iterable[str]) -> LazyRecordings:
+        """Key -> Recording over ``keys``, each reopened from its reference when asked for."""
+        return LazyRecordings({k: Outputs(self.root, k).canonical for k in sorted(keys)},
+                              self._read)
 
     def load_input(self, context: dg.InputContext) -> Recording | LazyRecordings:
         """One partition: its Recording. Several (a batched run): a :class:`LazyRecordings`
         over them (by key), reopening each only when asked for."""
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         if len(keys) > 1:
-            return LazyRecordings({k: Outputs(self.root, k).canonical for k in sorted(keys)},
-                                  self._read)
+            return self.lazy(keys)
         return self._read(self._url(context))
 
     def _read(self, url: str) -> Recording:

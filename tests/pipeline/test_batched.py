@@ -141,6 +141,109 @@ def test_batch_size_settings(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
     defs = build_defs(storage_root="memory://x", source_roots=["memory://y"],
                       backfill_batch=7)
-    policy = defs.resolve_assets_def("zarr_store").backfill_policy
-    assert policy is not None and policy.max_partitions_per_run == 7
-    assert defs.resolve_assets_def("source_recording").backfill_policy is None
+    for asset in ("source_recording", "recording", "parquet_archive", "feather_archive",
+                  "zarr_store"):  # one policy for the whole chain: the job batches as a whole
+        policy = defs.resolve_assets_def(asset).backfill_policy
+        assert policy is not None and policy.max_partitions_per_run == 7, asset
+
+
+# ------------------------------------------- the sensor's batches: the whole chain in one run
+ALL = ["bids_demo__sub-01_task-motor_eeg", "bids_demo__sub-01_task-rest_eeg",
+       "bids_demo__sub-02_task-rest_eeg", "wfdb_demo__ecg01", "xdf_demo__session01_xdf"]
+ASSETS = ("source_recording", "recording", "parquet_archive", "feather_archive", "zarr_store")
+ALL_CHECKS = {"parquet_round_trip", "feather_round_trip", "store_level0_within_bound",
+              "store_complete"}
+
+
+def _sensor_tick(defs: dg.Definitions, instance: dg.DagsterInstance,
+                 cursor: str | None = None) -> dg.SensorResult:
+    sensor = defs.resolve_sensor_def("recordings_sensor")
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                 resources={"sources": defs.resources["sources"]}) as ctx:
+        result = sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    for req in result.dynamic_partitions_requests or []:  # what the daemon does first
+        instance.add_dynamic_partitions("recordings", list(req.partition_keys or []))
+    return result
+
+
+def _run(defs: dg.Definitions, instance: dg.DagsterInstance,
+         req: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("convert_recording").execute_in_process(
+        partition_key=req.partition_key, instance=instance, tags=dict(req.tags),
+        run_config=QUIET, raise_on_error=False)
+
+
+def test_a_sensor_batch_converts_every_recording_in_one_run(
+        source_copy: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    from biosigio_lib.discovery import find_source
+
+    out = tmp_path / "out"
+    defs = build_defs(storage_root=str(out), source_roots=[str(source_copy)], backfill_batch=5)
+    first = _sensor_tick(defs, instance)
+    (req,) = first.run_requests
+    res = _run(defs, instance, req)
+    assert res.success
+    (run,) = instance.get_runs()
+    for asset in ASSETS:  # every partition, with its own metadata and lineage
+        mats = {m.partition: m for m in res.asset_materializations_for_node(asset)}
+        assert sorted(mats) == ALL, asset
+        for key, mat in mats.items():
+            checksum = find_source([str(source_copy)], key).checksum
+            assert mat.metadata["source_checksum"].value == checksum, (asset, key)
+    canon = {m.partition: m.metadata["canonical_uri"].value
+             for m in res.asset_materializations_for_node("recording")}
+    assert canon == {k: str(out / "canonical" / f"{k}.json") for k in ALL}
+    evaluations = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    got = [(e.dagster_event.event_specific_data.check_name,
+            e.dagster_event.event_specific_data.partition,
+            e.dagster_event.event_specific_data.passed) for e in evaluations]
+    assert sorted(got) == sorted((c, k, True) for c in ALL_CHECKS for k in ALL)
+    # converted: a sensor starting over (no cursor) asks for nothing again
+    assert _sensor_tick(defs, instance).run_requests == []
+
+
+def _failure_event(res: dg.ExecuteInProcessResult) -> dg.DagsterEvent:
+    (event,) = [e for e in res.all_events if e.event_type_value == "PIPELINE_FAILURE"]
+    return event
+
+
+def test_a_failed_batch_is_split_into_one_run_per_recording(
+        source_copy: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    from biosigio_pipeline.defs.sensors import unbuilt_partitions
+
+    bad = "xdf_demo__session01_xdf"
+    xdf = source_copy / "xdf_demo" / "session01.xdf"
+    xdf.write_bytes(xdf.read_bytes()[:200])  # truncated: its import fails
+    defs = build_defs(storage_root=str(tmp_path / "out"), source_roots=[str(source_copy)],
+                      backfill_batch=5)
+    (req,) = _sensor_tick(defs, instance).run_requests
+    res = _run(defs, instance, req)
+    assert not res.success
+    failure = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failure] == ["recording"] and bad in str(
+        failure[0].event_specific_data.error)
+    # the others' recording is recorded; nothing downstream ran, so all 5 are unbuilt
+    assert sorted(m.partition for m in res.asset_materializations_for_node("recording")) == [
+        k for k in ALL if k != bad]
+    assert unbuilt_partitions(instance, res.run_id, ALL) == ALL
+
+    split = defs.resolve_sensor_def("split_failed_batches")
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="split_failed_batches", dagster_event=_failure_event(res),
+        dagster_instance=instance, dagster_run=res.dagster_run).for_run_failure()
+    reqs = split(ctx)
+    assert [r.partition_key for r in reqs] == ALL
+    assert len({r.run_key for r in reqs}) == 5
+    assert all(r.tags["biosigio/failed_batch_run"] == res.run_id for r in reqs)
+    results = {r.partition_key: _run(defs, instance, r).success for r in reqs}
+    assert results == {k: k != bad for k in ALL}  # the bad one fails alone
+    assert unbuilt_partitions(instance, res.run_id, ALL) == [bad]
+
+    # no split for a batch that will be retried, nor for a run that is not a sensor batch
+    retried = res.dagster_run.with_tags({**res.dagster_run.tags, "dagster/will_retry": "true"})
+    for run in (retried, instance.get_runs(limit=1)[0]):
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="split_failed_batches", dagster_event=_failure_event(res),
+            dagster_instance=instance, dagster_run=run).for_run_failure()
+        assert isinstance(split(ctx), dg.SkipReason)

@@ -29,7 +29,7 @@ def test_names_of_everything(tmp_path: Path) -> None:
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == CHECKS
-    assert {s.name for s in defs.sensors} == {"recordings_sensor"}
+    assert {s.name for s in defs.sensors} == {"recordings_sensor", "split_failed_batches"}
     assert {s.name for s in defs.schedules} == {"nightly_conversion"}
     assert defs.resolve_job_def("convert_recording").partitions_def.name == "recordings"
     assert defs.resolve_job_def("rebuild_stores") is not None
@@ -99,7 +99,7 @@ def test_deploy_settings_from_the_environment(tmp_path: Path, monkeypatch) -> No
     assert defs.resources["storage"].storage_options == opts
     assert defs.resources["recording_io"].storage_options == opts
     assert defs.resources["sources"].storage_options == {"anon": True}
-    (sensor,) = defs.sensors
+    sensor = defs.resolve_sensor_def("recordings_sensor")
     assert sensor.minimum_interval_seconds == 5
     assert defs.resolve_job_def("convert_recording").executor_def.name == "celery"
     monkeypatch.setenv("BIOSIGIO_EXECUTOR", "spark")

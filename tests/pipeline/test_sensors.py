@@ -18,17 +18,26 @@ import pytest
 
 from biosigio_pipeline.defs.partitions import RECORDINGS_NAME
 from biosigio_pipeline.defs.resources import SourceRoots
-from biosigio_pipeline.defs.sensors import recordings_sensor
+from biosigio_pipeline.defs.sensors import (
+    BATCH_TAG,
+    WEIGHT_TAG,
+    build_sensor,
+    recording_batches,
+    recordings_sensor,
+)
 
 ALL = ["bids_demo__sub-01_task-motor_eeg", "bids_demo__sub-01_task-rest_eeg",
        "bids_demo__sub-02_task-rest_eeg", "wfdb_demo__ecg01", "xdf_demo__session01_xdf"]
 
 
 def _tick(instance: dg.DagsterInstance, root: Path | str, cursor: str | None,
-          max_per_tick: int = 25) -> dg.SensorResult:
+          max_per_tick: int = 25, batch: int = 1,
+          heavy_bytes: int = 256 * 2**20) -> dg.SensorResult:
+    """One tick; ``batch=1`` (one run per recording) unless a test looks at batching."""
+    sensor = build_sensor(batch=batch, heavy_bytes=heavy_bytes)
     resources = {"sources": SourceRoots(roots=[str(root)], max_per_tick=max_per_tick)}
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
-        result = recordings_sensor(ctx)
+        result = sensor(ctx)
     assert isinstance(result, dg.SensorResult)
     for req in result.dynamic_partitions_requests or []:  # what the daemon would do
         instance.add_dynamic_partitions(RECORDINGS_NAME, list(req.partition_keys or []))
@@ -81,6 +90,93 @@ def test_bounded_ticks(instance: dg.DagsterInstance, source_copy: Path) -> None:
         cursor = res.cursor
     assert seen == ALL
     assert _keys(_tick(instance, source_copy, cursor, max_per_tick=2)) == []
+
+
+def _ranges(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[list[str]]:
+    """Each run request's partitions: its key, or the keys of its range (instance order)."""
+    order = instance.get_dynamic_partitions(RECORDINGS_NAME)
+    out = []
+    for r in result.run_requests or []:
+        if r.partition_key is not None:
+            out.append([r.partition_key])
+            continue
+        start = r.tags["dagster/asset_partition_range_start"]
+        end = r.tags["dagster/asset_partition_range_end"]
+        out.append(order[order.index(start):order.index(end) + 1])
+        assert r.tags[BATCH_TAG] == str(len(out[-1]))
+    return out
+
+
+def test_the_default_sensor_batches_small_recordings(instance: dg.DagsterInstance,
+                                                      source_copy: Path) -> None:
+    resources = {"sources": SourceRoots(roots=[str(source_copy)])}
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+        result = recordings_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(RECORDINGS_NAME, list(req.partition_keys or []))
+    assert _ranges(instance, result) == [ALL]  # 5 small recordings: one run
+
+
+def test_batches_are_ranges_of_new_or_changed_small_recordings(instance: dg.DagsterInstance,
+                                                               source_copy: Path) -> None:
+    first = _tick(instance, source_copy, None, batch=2)
+    assert _ranges(instance, first) == [ALL[0:2], ALL[2:4], ALL[4:]]
+    assert all(r.tags[WEIGHT_TAG] == "light" for r in first.run_requests)
+    assert all(r.tags["biosigio/reason"] == "new" for r in first.run_requests)
+    assert len({r.run_key for r in first.run_requests}) == 3
+    # the same tick again (a lost cursor) asks for the same run keys: the daemon drops them
+    assert [r.run_key for r in _tick(instance, source_copy, None, batch=2).run_requests] == [
+        r.run_key for r in first.run_requests]
+
+    # two changed recordings that are not neighbours: a run each; neighbours: one run
+    for name in ("sub-01_task-motor", "sub-02_task-rest"):
+        events = source_copy / "bids_demo" / name.split("_")[0] / "eeg" / f"{name}_events.tsv"
+        events.write_text(events.read_text() + "3.5\t0.5\tlate event\n")
+    changed = _tick(instance, source_copy, first.cursor, batch=5)
+    assert _ranges(instance, changed) == [[ALL[0]], [ALL[2]]]
+    assert all(r.tags["biosigio/reason"] == "changed" for r in changed.run_requests)
+    events = source_copy / "bids_demo" / "sub-01" / "eeg" / "sub-01_task-rest_events.tsv"
+    events.write_text(events.read_text() + "3.5\t0.5\tlate event\n")
+    os.utime(source_copy / "wfdb_demo" / "ecg01.dat", (2_000_000_000, 2_000_000_000))
+    (source_copy / "wfdb_demo" / "ecg01.dat").write_bytes(
+        (source_copy / "wfdb_demo" / "ecg01.dat").read_bytes()[::-1])
+    both = _tick(instance, source_copy, changed.cursor, batch=5)
+    assert _ranges(instance, both) == [[ALL[1]], [ALL[3]]]
+
+
+def test_heavy_recordings_run_alone(instance: dg.DagsterInstance, source_copy: Path) -> None:
+    from biosigio_lib.discovery import list_sources
+
+    sizes = {s.key: s.size for s in list_sources(source_copy)}
+    biggest = max(sizes, key=lambda k: sizes[k])
+    limit = sizes[biggest]  # the biggest is heavy; the others batch while they stay below it
+    res = _tick(instance, source_copy, None, batch=25, heavy_bytes=limit)
+    groups = _ranges(instance, res)
+    assert [biggest] in groups and sorted(k for g in groups for k in g) == ALL
+    for group, req in zip(groups, res.run_requests, strict=True):
+        total = sum(sizes[k] for k in group)
+        assert req.tags[WEIGHT_TAG] == ("heavy" if total >= limit else "light")
+        assert len(group) == 1 or total < limit
+
+
+def test_recording_batches_rules() -> None:
+    from types import SimpleNamespace
+
+    srcs = {k: SimpleNamespace(key=k, size=size) for k, size in
+            [("a", 10), ("b", 10), ("c", 100), ("d", 10), ("e", 50), ("f", 45), ("g", 1)]}
+    order = list("abcdefgh")
+
+    def keys(size: int, max_bytes: int, chosen: str = "abcdefg") -> list[str]:
+        got = recording_batches(order, [srcs[k] for k in chosen], size, max_bytes)
+        return ["".join(s.key for s in b) for b in got]
+
+    assert keys(25, 10**9) == ["abcdefg"]
+    assert keys(3, 10**9) == ["abc", "def", "g"]
+    assert keys(25, 100) == ["ab", "c", "de", "fg"]  # c alone (heavy); e+f would reach 100
+    assert keys(25, 10**9, "abdg") == ["ab", "d", "g"]  # only consecutive partitions
+    assert keys(1, 10**9, "ab") == ["a", "b"]
+    assert keys(25, 10**9, "") == []
 
 
 def test_missing_root_is_skipped(instance: dg.DagsterInstance, tmp_path: Path) -> None:
