@@ -6,7 +6,8 @@ Untimed setup, as a first build would leave it: every recording's manifest and c
 reference (``steps.write_manifest``, ``write_canonical``), a store built with the default
 serving parameters, and the ``recording`` and ``zarr_store`` materializations recorded in a
 persistent SQLite Dagster instance (``DagsterInstance.local_temp``; ``--memory``: an
-in-memory one, the floor of Dagster's own cost). Then, for each repeat,
+in-memory one, the floor of Dagster's own cost; ``--postgres URL``: a PostgreSQL database, as
+the deployment uses). Then, for each repeat,
 new serving parameters (another ``chunk_seconds``) and, in this process, timed:
 
 - ``direct``: for every recording, reopen the canonical Recording, write the store and its
@@ -20,7 +21,8 @@ new serving parameters (another ``chunk_seconds``) and, in this process, timed:
 
 Overhead = (dagster - direct) / direct, each pair compared like for like, in wall time and
 in this process's CPU time (less sensitive to other jobs on a shared machine). Run:
-``uv run python bench/bench_backfill.py [--n 500] [--batch 25,50] [--repeat 2] [--memory]``.
+``uv run python bench/bench_backfill.py [--n 500] [--batch 25,50] [--repeat 2] [--memory |
+--postgres URL]``.
 """
 
 from __future__ import annotations
@@ -63,7 +65,23 @@ def _edf(path: Path) -> None:
     w.close()
 
 
-def setup(n: int, work: Path, memory: bool = False) -> tuple[Any, list[str], str, str]:
+def _instance(home: Path, memory: bool, postgres: str | None) -> Any:
+    """The Dagster instance: in memory, SQLite files under ``home``, or a PostgreSQL database
+    (``postgres``: a SQLAlchemy URL such as ``postgresql+psycopg2://user@host:port/db``)."""
+    import dagster as dg
+
+    if memory:
+        return dg.DagsterInstance.ephemeral()
+    if postgres:
+        (home / "dagster.yaml").write_text(
+            "telemetry:\n  enabled: false\nstorage:\n  postgres:\n"
+            f"    postgres_url: {postgres}\n")
+        return dg.DagsterInstance.from_config(str(home))
+    return dg.DagsterInstance.local_temp(str(home))
+
+
+def setup(n: int, work: Path, memory: bool = False,
+          postgres: str | None = None) -> tuple[Any, list[str], str, str]:
     """Sources, canonical references, first stores and their records (untimed)."""
     import dagster as dg
 
@@ -81,8 +99,7 @@ def setup(n: int, work: Path, memory: bool = False) -> tuple[Any, list[str], str
     storage = str(work / "storage")
     home = work / "dagster_home"
     home.mkdir()
-    instance = (dg.DagsterInstance.ephemeral() if memory
-                else dg.DagsterInstance.local_temp(str(home)))
+    instance = _instance(home, memory, postgres)
     params = ServingParams()
     sources = [replace(s, checksum=checksum(s)) for s in list_sources(str(work / "sources"))]
     keys = [s.key for s in sources]
@@ -154,11 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-checks", action="store_true", help="skip the with-checks pairs")
     ap.add_argument("--memory", action="store_true",
                     help="an in-memory Dagster instance instead of SQLite files (a floor)")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="a PostgreSQL instance (SQLAlchemy URL of an empty database; the "
+                         "deployment's storage) instead of SQLite files")
     args = ap.parse_args(argv)
     batches = [int(b) for b in args.batch.split(",")]
     work = WORK / f"backfill_{args.n}"
     t0 = time.perf_counter()
-    instance, keys, storage, sources = setup(args.n, work, args.memory)
+    instance, keys, storage, sources = setup(args.n, work, args.memory, args.postgres)
     print(f"setup: {len(keys)} recordings in {time.perf_counter() - t0:.1f} s; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     modes = [False] if args.no_checks else [False, True]

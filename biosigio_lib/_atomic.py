@@ -343,12 +343,27 @@ def _age(fs: fsspec.AbstractFileSystem, path: str) -> float | None:
     return None if newest is None else time.time() - float(newest)
 
 
+#: Filesystems whose ``find(path, maxdepth=1, withdirs=True, prefix=...)`` lists only the
+#: names starting with ``prefix`` (a server-side filter): s3fs and gcsfs.
+_PREFIX_LISTING = ("s3fs", "gcsfs")
+
+
+def _sibling_entries(fs: fsspec.AbstractFileSystem, parent: str, name: str) -> list[str]:
+    """The entries of ``parent`` that may be siblings of ``name``: on object stores only the
+    names starting with ``.<stem>.`` are listed, so a write costs the same beside 10 or
+    100,000 other outputs; elsewhere the folder is listed (and filtered by the caller)."""
+    fs.invalidate_cache(parent)
+    if type(fs).__module__.split(".")[0] in _PREFIX_LISTING:
+        found = fs.find(parent, maxdepth=1, withdirs=True, prefix=f".{_stem(name)}.")
+        return list(found)
+    return list(fs.ls(parent, detail=False))
+
+
 def _siblings(fs: fsspec.AbstractFileSystem, target: str) -> list[tuple[str, str, str | None,
                                                                             int | None]]:
     parent, _, name = target.rstrip("/").rpartition("/")
-    fs.invalidate_cache(parent)
     try:
-        entries = fs.ls(parent, detail=False)
+        entries = _sibling_entries(fs, parent, name)
     except (FileNotFoundError, NotADirectoryError):
         return []
     out = []

@@ -27,6 +27,7 @@ __all__ = [
     "checksum",
     "discover",
     "find_source",
+    "find_sources",
     "list_sources",
     "safe_key",
 ]
@@ -389,12 +390,28 @@ def discover(root: str | os.PathLike[str], *, storage_options: Mapping[str, Any]
 def find_source(roots: Sequence[str], key: str, *,
                 storage_options: Mapping[str, Any] | None = None) -> SourceRecording:
     """The recording with partition key ``key`` under one of ``roots``, with its checksum."""
+    found = find_sources(roots, [key], storage_options=storage_options)
+    if key not in found:
+        raise FileNotFoundError(
+            f"no recording with key {key!r} under the source roots {list(roots)}")
+    return replace(found[key], checksum=checksum(found[key], storage_options=storage_options))
+
+
+def find_sources(roots: Sequence[str], keys: Sequence[str], *,
+                 storage_options: Mapping[str, Any] | None = None
+                 ) -> dict[str, SourceRecording]:
+    """Key -> recording (without checksum) for those of ``keys`` found under ``roots``, the
+    first root that has a key winning; each root is listed once, however many keys."""
+    wanted = set(keys)
+    found: dict[str, SourceRecording] = {}
     for root in roots:
+        if wanted <= found.keys():
+            break
         try:
             sources = list_sources(root, storage_options=storage_options)
         except FileNotFoundError:
             continue
         for s in sources:
-            if s.key == key:
-                return replace(s, checksum=checksum(s, storage_options=storage_options))
-    raise FileNotFoundError(f"no recording with key {key!r} under the source roots {list(roots)}")
+            if s.key in wanted and s.key not in found:
+                found[s.key] = s
+    return found

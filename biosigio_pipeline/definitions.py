@@ -13,6 +13,7 @@ import dagster as dg
 
 from . import settings
 from .defs.assets import build_assets
+from .defs.automation import build_automation_sensor
 from .defs.checks import build_checks
 from .defs.jobs import build_jobs
 from .defs.resources import PipelineStorage, RecordingIOManager, SourceRoots
@@ -62,7 +63,8 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
         asset_checks=build_checks(),
         jobs=jobs,
         sensors=[build_sensor(settings.sensor_interval(), settings.heavy_bytes(), batch),
-                 build_split_sensor(jobs[0])],
+                 build_split_sensor(jobs[0]),
+                 build_automation_sensor(settings.automation_interval())],
         schedules=[build_schedule(params.version())],
         resources={
             "storage": PipelineStorage(root=root, storage_options=so),

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_BACKFILL_BATCH",
     "EXECUTORS",
     "PARAMS_FILE",
+    "automation_interval",
     "backfill_batch",
     "dagster_home",
     "default_source_roots",
@@ -128,6 +129,12 @@ def json_options(name: str) -> dict[str, Any]:
 def sensor_interval() -> int:
     """``$BIOSIGIO_SENSOR_INTERVAL``: the sensor's minimum seconds between ticks (60)."""
     return max(1, int(os.environ.get("BIOSIGIO_SENSOR_INTERVAL") or 60))
+
+
+def automation_interval() -> int:
+    """``$BIOSIGIO_AUTOMATION_INTERVAL``: seconds between evaluations of the store's
+    automation condition (30)."""
+    return max(1, int(os.environ.get("BIOSIGIO_AUTOMATION_INTERVAL") or 30))
 
 
 def heavy_bytes() -> int:

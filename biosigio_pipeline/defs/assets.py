@@ -28,6 +28,7 @@ import biosigio_lib
 from biosigio_lib import Recording
 
 from .. import settings, steps
+from .automation import store_rebuild_condition
 from .partitions import RECORDINGS
 from .resources import PipelineStorage, RecordingIOManager, SourceRoots
 
@@ -192,8 +193,11 @@ def _build_assets(params: "ServingParams", batch: int) -> list[dg.AssetsDefiniti
         """The discovered source: its files, total size and SHA-256 (its data version; in a
         run over several partitions, each one's ``source_checksum`` metadata)."""
 
+        keys = list(context.partition_keys)
+        find = sources.find_many(keys) if len(keys) > 1 else sources.find
+
         def build(key: str) -> dict[str, Any]:
-            src = sources.find(key)
+            src = find(key)
             url = steps.write_manifest(src, storage.outputs(src.key).manifest,
                                        storage.storage_options)
             return {"uri": dg.MetadataValue.path(src.url),
@@ -202,7 +206,6 @@ def _build_assets(params: "ServingParams", batch: int) -> list[dg.AssetsDefiniti
                     "source_checksum": str(src.checksum),
                     "entities": dg.MetadataValue.json(dict(src.entities))}
 
-        keys = list(context.partition_keys)
         if len(keys) > 1:
             return build_batch(context, keys, LIB_CODE_VERSION, build, upstream=None)
         meta = build(keys[0])
@@ -277,7 +280,7 @@ def _build_assets(params: "ServingParams", batch: int) -> list[dg.AssetsDefiniti
 
     @dg.asset(partitions_def=RECORDINGS, group_name=GROUP, code_version=store_version,
               kinds={"zarr"}, metadata={"serving_params": dg.MetadataValue.json(params.to_dict())},
-              backfill_policy=batched)
+              backfill_policy=batched, automation_condition=store_rebuild_condition())
     def zarr_store(context: dg.AssetExecutionContext, storage: PipelineStorage,
                    recording: Any) -> dg.MaterializeResult:
         """Zarr v3 serving store (level 0 + min/max pyramid + events) built with the serving

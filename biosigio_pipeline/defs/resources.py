@@ -7,13 +7,14 @@ Each is a small configurable interface with cheap variants (a temporary folder o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
-from biosigio_lib.discovery import SourceRecording, find_source
+from biosigio_lib.discovery import SourceRecording, checksum, find_source, find_sources
 
 from ..steps import Outputs, read_canonical, size_of, write_canonical
 
@@ -50,6 +51,20 @@ class SourceRoots(dg.ConfigurableResource):
     def find(self, key: str) -> SourceRecording:
         """The source of partition ``key`` with its checksum (FileNotFoundError if gone)."""
         return find_source(self.roots, key, storage_options=self.storage_options or None)
+
+    def find_many(self, keys: Sequence[str]) -> Callable[[str], SourceRecording]:
+        """``find`` for many partitions, listing each root once: a function key -> source
+        with its checksum (FileNotFoundError for a key that is gone)."""
+        opts = self.storage_options or None
+        found = find_sources(self.roots, keys, storage_options=opts)
+
+        def find(key: str) -> SourceRecording:
+            if key not in found:
+                raise FileNotFoundError(
+                    f"no recording with key {key!r} under the source roots {self.roots}")
+            return replace(found[key], checksum=checksum(found[key], storage_options=opts))
+
+        return find
 
 
 # One decoded Recording kept per process, so the steps of an in-process run do not re-read it.

@@ -2,7 +2,8 @@
 instance's backfill list (PostgreSQL), the live daemon launches its store-only runs through the
 queue, batched by the store's BackfillPolicy (fewer runs than partitions: one partition range
 per run), and afterwards exactly the stores are rebuilt with the new serving parameters, each
-with its own metadata and check evaluations."""
+with its own metadata and check evaluations. Then declarative automation: the daemon restarted
+with other parameters submits the store backfill by itself (the store's code version changed)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home
     new = {**params_a.to_dict(), "chunk_seconds": 2.0}
     params_b = load_serving_params(new)
     env = base_env(dagster_home, tmp_path, BIOSIGIO_SOURCE_ROOTS=str(sources),
-                   BIOSIGIO_STORAGE_ROOT=str(storage), BIOSIGIO_SERVING_PARAMS=json.dumps(new))
+                   BIOSIGIO_STORAGE_ROOT=str(storage), BIOSIGIO_SERVING_PARAMS=json.dumps(new),
+                   BIOSIGIO_AUTOMATION_INTERVAL="2")
     cli = subprocess.run([str(BIN / "biosigio-pipeline"), "backfill-stores"], env=env,
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stdout + cli.stderr
@@ -75,14 +77,8 @@ def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home
     daemon = start_process([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
                            log=log, env=env, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 400
-        while True:
-            backfill = instance.get_backfill(backfill.backfill_id)
-            if backfill.status not in (BulkActionStatus.REQUESTED,):
-                break
-            assert daemon.poll() is None, tail(log)
-            assert time.monotonic() < deadline, f"backfill {backfill.status}\n{tail(log)}"
-            time.sleep(1)
+        backfill = _wait_backfill(instance, backfill.backfill_id, daemon, log)
+        _wait_automation_tick(instance, daemon, log)  # it notes the code version it saw
     finally:
         stop_process(daemon)
     print(f"\nbackfill submitted after {t_submitted:.1f} s, done after "
@@ -111,4 +107,65 @@ def test_backfill_stores_submits_a_dagster_backfill(tmp_path: Path, dagster_home
     assert after["zarr_store"] == before["zarr_store"] + len(keys)
     assert {a: after[a] for a in ASSETS[:-1]} == {a: before[a] for a in ASSETS[:-1]}
     assert stale_stores(instance, params_b.version(), keys) == []
+
+    # declarative automation: the deployment gets other params; the daemon's automation
+    # sensor sees the store's code version change and submits the backfill by itself
+    newer = {**new, "chunk_seconds": 4.0}
+    params_c = load_serving_params(newer)
+    env["BIOSIGIO_SERVING_PARAMS"] = json.dumps(newer)
+    t_restart = time.monotonic()
+    daemon = start_process([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+                           log=log, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while len(instance.get_backfills()) < 2:
+            assert daemon.poll() is None, tail(log)
+            assert time.monotonic() < deadline, f"no automation backfill\n{tail(log)}"
+            time.sleep(1)
+        auto = next(b for b in instance.get_backfills() if b.backfill_id != backfill.backfill_id)
+        auto = _wait_backfill(instance, auto.backfill_id, daemon, log)
+    finally:
+        stop_process(daemon)
+    print(f"automation backfill done {time.monotonic() - t_restart:.1f} s after the restart")
+    assert auto.status == BulkActionStatus.COMPLETED_SUCCESS, (auto.status, tail(log))
+    assert auto.asset_selection == [dg.AssetKey("zarr_store")]
+    (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": auto.backfill_id}))
+    assert run.status == dg.DagsterRunStatus.SUCCESS and "dagster/partition" not in run.tags
+    assert stale_stores(instance, params_c.version(), keys) == []
+    final = _counts(instance)
+    assert final["zarr_store"] == after["zarr_store"] + len(keys)
+    assert {a: final[a] for a in ASSETS[:-1]} == {a: before[a] for a in ASSETS[:-1]}
     instance.dispose()
+
+
+def _wait_backfill(instance, backfill_id: str, daemon, log: Path, timeout: float = 400):
+    """The backfill once it is no longer requested (the daemon must stay up)."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    deadline = time.monotonic() + timeout
+    while True:
+        backfill = instance.get_backfill(backfill_id)
+        if backfill.status not in (BulkActionStatus.REQUESTED,):
+            return backfill
+        assert daemon.poll() is None, tail(log)
+        assert time.monotonic() < deadline, f"backfill {backfill.status}\n{tail(log)}"
+        time.sleep(1)
+
+
+def _wait_automation_tick(instance, daemon, log: Path, timeout: float = 120) -> None:
+    """Until the store's automation sensor has finished a tick."""
+    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+    from biosigio_pipeline.defs.automation import AUTOMATION_SENSOR
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if state.instigator_name != AUTOMATION_SENSOR:
+                continue
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=5)
+            if any(t.status in (TickStatus.SUCCESS, TickStatus.SKIPPED) for t in ticks):
+                return
+        assert daemon.poll() is None, tail(log)
+        assert time.monotonic() < deadline, f"no automation tick\n{tail(log)}"
+        time.sleep(1)

@@ -347,3 +347,31 @@ def test_long_local_names_fit_their_temporary_siblings(tmp_path, kind):
     _write(kind, _recording(kind, "third", 3), url, None, overwrite=True)
     _check(kind, url, None, "third", 3)
     assert [p.name for p in tmp_path.iterdir()] == [Path(url).name]
+
+
+def test_remote_siblings_are_listed_by_prefix_among_many_outputs(s3_server):
+    """On S3 a target's siblings come from a prefix listing (a write costs the same beside
+    any number of outputs) and are exactly those a full listing of the folder would give."""
+    from biosigio_lib._atomic import _parse, _sibling_entries
+    from biosigio_lib._atomic import _siblings as siblings
+
+    loc = resolve(s3_server.url("many"), s3_server.storage_options)
+    fs, root = loc.fs, loc.path
+    hexes = iter(f"{i:012x}" for i in range(100))
+    names = ["a[1].zarr", "a[1].zarr2", "b.parquet", "a"]
+    for name in names:
+        fs.pipe_file(f"{root}/{name}", b"x")
+        fs.pipe_file(f"{root}/.{name}.tmp-host-1-{next(hexes)}/zarr.json", b"{}")
+        fs.pipe_file(f"{root}/.{name}.old-{next(hexes)}", b"old")
+        fs.pipe_file(f"{root}/.{name}.lock", b"{}")
+    for i in range(30):  # other outputs in the same folder
+        fs.pipe_file(f"{root}/rec{i}.zarr/zarr.json", b"{}")
+    everything = [p.rstrip("/") for p in fs.ls(root, detail=False)]
+    for name in names:
+        expected = sorted(p for p in everything
+                          if _parse(p.rpartition("/")[2], name) is not None)
+        got = sorted(p.rstrip("/") for p in _sibling_entries(fs, root, name)
+                     if _parse(p.rstrip("/").rpartition("/")[2], name) is not None)
+        assert got == expected and len(got) == 2, (name, got)
+        assert len(_sibling_entries(fs, root, name)) <= 4  # not the folder's 40+ entries
+        assert sorted(s[0] for s in siblings(fs, f"{root}/{name}")) == expected

@@ -29,7 +29,8 @@ def test_names_of_everything(tmp_path: Path) -> None:
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == CHECKS
-    assert {s.name for s in defs.sensors} == {"recordings_sensor", "split_failed_batches"}
+    assert {s.name for s in defs.sensors} == {"recordings_sensor", "split_failed_batches",
+                                             "stale_store_automation"}
     assert {s.name for s in defs.schedules} == {"nightly_conversion"}
     assert defs.resolve_job_def("convert_recording").partitions_def.name == "recordings"
     assert defs.resolve_job_def("rebuild_stores") is not None

@@ -51,6 +51,6 @@ def test_dg_list_defs_lists_our_assets(tmp_path: Path) -> None:
     assets = {a["asset_key"] for a in defs["assets"]}
     assert {"recording", "parquet_archive", "feather_archive", "zarr_store"} <= assets
     assert {j["name"] for j in defs["jobs"]} >= {"convert_recording", "rebuild_stores"}
-    assert sorted(s["name"] for s in defs["sensors"]) == ["recordings_sensor",
-                                                          "split_failed_batches"]
+    assert sorted(s["name"] for s in defs["sensors"]) == [
+        "recordings_sensor", "split_failed_batches", "stale_store_automation"]
     assert "SupersessionWarning" not in proc.stderr
