@@ -39,7 +39,7 @@ def _open_root(where: StoreLike, storage_options: dict[str, Any] | None) -> tupl
 
     store, url = layout.open_store(where, storage_options, read_only=True)
     try:
-        root = zarr.open_group(store=store, mode="r")
+        root = zarr.open_group(store=store, mode="r", zarr_format=3)  # no v2 probes
     except (FileNotFoundError, KeyError, ValueError) as exc:
         raise ArchiveFormatError(f"not a Zarr v3 store ({exc})", path=url) from exc
     except Exception as exc:
