@@ -39,47 +39,61 @@ def _unreadable(url: str, exc: BaseException) -> dg.AssetCheckResult:
         "uri": dg.MetadataValue.path(url), "error": f"{type(exc).__name__}: {exc}"})
 
 
-def _latest_uri(context: dg.AssetCheckExecutionContext, asset: str, key: str,
-                fallback: str) -> str:
-    """The URI the asset's latest materialization of partition ``key`` recorded."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1)
-    for rec in records.records:
-        mat = rec.asset_materialization
-        uri = mat.metadata.get("uri") if mat else None
-        if uri is not None:
-            return str(uri.value)
-    return fallback
+def _latest_records(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey,
+                    keys: list[str]) -> dict[str, Any]:
+    """Partition -> the asset's latest materialization record, for all the run's partitions
+    in one paged query (not two queries per partition: a batched run checks many)."""
+    out: dict[str, Any] = {}
+    cursor = None
+    while True:
+        res = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset, asset_partitions=keys), limit=1000,
+            cursor=cursor, ascending=False)
+        for rec in res.records:
+            if rec.partition_key is not None and rec.partition_key not in out:
+                out[rec.partition_key] = rec
+        if not res.has_more or len(out) == len(keys):
+            return out
+        cursor = res.cursor
 
 
-def _target(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey,
-            key: str) -> Any:
-    """The materialization of partition ``key`` a check evaluation refers to (None: none)."""
+def _uri(record: Any) -> str | None:
+    """The URI a materialization record names (None: no record, or no ``uri``)."""
+    mat = record.asset_materialization if record is not None else None
+    uri = mat.metadata.get("uri") if mat is not None else None
+    return str(uri.value) if uri is not None else None
+
+
+def _target(record: Any) -> Any:
+    """The materialization a check evaluation refers to (None: none)."""
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluationTargetMaterializationData,  # no public API yet
     )
 
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[key]), limit=1).records
-    if not records:
+    if record is None:
         return None
-    rec = records[0]
     return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=rec.storage_id, run_id=rec.event_log_entry.run_id, timestamp=rec.timestamp)
+        storage_id=record.storage_id, run_id=record.event_log_entry.run_id,
+        timestamp=record.timestamp)
 
 
 def check_each(context: dg.AssetCheckExecutionContext, recording: Any,
-               result: Callable[[str, Recording], dg.AssetCheckResult]
+               result: Callable[[str, Recording, str | None], dg.AssetCheckResult]
                ) -> dg.AssetCheckResult | Iterator[Any]:
-    """``result(key, recording)`` for the run's partition; in a batched run (``recording`` a
-    mapping key -> Recording) one evaluation per partition, a failure to open one included."""
+    """``result(key, recording, uri)`` for the run's partition (``uri``: what the asset's
+    latest materialization of it recorded); in a batched run (``recording`` a mapping key ->
+    Recording) one evaluation per partition, a failure to open one included."""
+    spec = context.check_specs[0]
+    keys = list(context.op_execution_context.partition_keys)
+    latest = _latest_records(context, spec.asset_key, keys)
     if not isinstance(recording, Mapping):
-        return result(context.op_execution_context.partition_key, recording)
-    return _evaluations(context, recording, result)
+        return result(keys[0], recording, _uri(latest.get(keys[0])))
+    return _evaluations(context, recording, result, latest)
 
 
 def _evaluations(context: dg.AssetCheckExecutionContext, recordings: Mapping[str, Recording],
-                 result: Callable[[str, Recording], dg.AssetCheckResult]) -> Iterator[Any]:
+                 result: Callable[[str, Recording, str | None], dg.AssetCheckResult],
+                 latest: Mapping[str, Any]) -> Iterator[Any]:
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluation,  # a result for a chosen partition: no public API yet
     )
@@ -87,14 +101,13 @@ def _evaluations(context: dg.AssetCheckExecutionContext, recordings: Mapping[str
     spec = context.check_specs[0]
     for key in context.op_execution_context.partition_keys:
         try:
-            res = result(key, recordings[key])
+            res = result(key, recordings[key], _uri(latest.get(key)))
         except Exception as exc:  # the recording cannot be reopened: this partition fails
             res = dg.AssetCheckResult(passed=False,
                                       metadata={"error": f"{type(exc).__name__}: {exc}"})
         yield AssetCheckEvaluation(
             asset_key=spec.asset_key, check_name=spec.name, passed=res.passed,
-            metadata=res.metadata, target_materialization_data=_target(context, spec.asset_key,
-                                                                       key),
+            metadata=res.metadata, target_materialization_data=_target(latest.get(key)),
             severity=res.severity, description=res.description, blocking=spec.blocking,
             partition=key)
     yield dg.Output(None)
@@ -155,12 +168,11 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
 
 
 def _build_checks() -> list[dg.AssetChecksDefinition]:
-    def url_of(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
-               asset: str, key: str) -> str:
+    def url_of(storage: PipelineStorage, asset: str, key: str, uri: str | None) -> str:
+        """The output's URI: as its materialization recorded it, else where it goes."""
         o = storage.outputs(key)
-        fallback = {"parquet_archive": o.parquet, "feather_archive": o.feather,
-                    "zarr_store": o.store}[asset]
-        return _latest_uri(context, asset, key, fallback)
+        return uri or {"parquet_archive": o.parquet, "feather_archive": o.feather,
+                       "zarr_store": o.store}[asset]
 
     # ``recording: Any``: a Recording, or key -> Recording in a batched run (see check_each);
     # the return is an AssetCheckResult, or one evaluation per partition in a batched run.
@@ -168,29 +180,29 @@ def _build_checks() -> list[dg.AssetChecksDefinition]:
                     description="The Parquet archive reads back bit-exactly.")
     def parquet_round_trip(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
                            recording: Any) -> Any:
-        return check_each(context, recording, lambda key, rec: round_trip_result(
-            url_of(context, storage, "parquet_archive", key), rec, storage.storage_options))
+        return check_each(context, recording, lambda key, rec, uri: round_trip_result(
+            url_of(storage, "parquet_archive", key, uri), rec, storage.storage_options))
 
     @dg.asset_check(asset="feather_archive", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="The Feather archive reads back bit-exactly.")
     def feather_round_trip(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
                            recording: Any) -> Any:
-        return check_each(context, recording, lambda key, rec: round_trip_result(
-            url_of(context, storage, "feather_archive", key), rec, storage.storage_options))
+        return check_each(context, recording, lambda key, rec, uri: round_trip_result(
+            url_of(storage, "feather_archive", key, uri), rec, storage.storage_options))
 
     @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="Level 0 matches the Recording within the bound in its attrs.")
     def store_level0_within_bound(context: dg.AssetCheckExecutionContext,
                                   storage: PipelineStorage, recording: Any) -> Any:
-        return check_each(context, recording, lambda key, rec: level0_result(
-            url_of(context, storage, "zarr_store", key), rec, storage.storage_options))
+        return check_each(context, recording, lambda key, rec, uri: level0_result(
+            url_of(storage, "zarr_store", key, uri), rec, storage.storage_options))
 
     @dg.asset_check(asset="zarr_store", additional_ins=_REC, partitions_def=RECORDINGS,
                     description="Every channel and event (bit-exact) of the Recording is in "
                                 "the store.")
     def store_complete(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
                        recording: Any) -> Any:
-        return check_each(context, recording, lambda key, rec: complete_result(
-            url_of(context, storage, "zarr_store", key), rec, storage.storage_options))
+        return check_each(context, recording, lambda key, rec, uri: complete_result(
+            url_of(storage, "zarr_store", key, uri), rec, storage.storage_options))
 
     return [parquet_round_trip, feather_round_trip, store_level0_within_bound, store_complete]
