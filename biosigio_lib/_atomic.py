@@ -354,8 +354,10 @@ def _sibling_entries(fs: fsspec.AbstractFileSystem, parent: str, name: str) -> l
     100,000 other outputs; elsewhere the folder is listed (and filtered by the caller)."""
     fs.invalidate_cache(parent)
     if type(fs).__module__.split(".")[0] in _PREFIX_LISTING:
-        found = fs.find(parent, maxdepth=1, withdirs=True, prefix=f".{_stem(name)}.")
-        return list(found)
+        try:
+            return list(fs.find(parent, maxdepth=1, withdirs=True, prefix=f".{_stem(name)}."))
+        except (ValueError, TypeError):  # older s3fs: no prefix with maxdepth/withdirs
+            pass
     return list(fs.ls(parent, detail=False))
 
 

@@ -2,10 +2,11 @@
 
 The store's code version is the hash of the serving parameters (:mod:`.assets`). When a
 deployment loads new parameters, the ``stale_store_automation`` sensor (evaluated by the
-daemon) sees the code version change and requests every store that was built, not in
-progress, and not yet handled since the change. It emits the request as one asset backfill
-(the UI's Backfills list), whose runs the store's ``BackfillPolicy`` batches. Missing
-partitions are not its business: the recordings sensor converts new recordings whole.
+daemon) sees the code version change and requests every store that existed then, once,
+each as soon as no run of it is in progress. Several partitions go out as one asset backfill
+(the UI's Backfills list), whose runs the store's ``BackfillPolicy`` batches; a single one as
+a run. Missing partitions are not its business: the recordings sensor converts new
+recordings whole, with the parameters of the moment.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ AUTOMATION_SENSOR = "stale_store_automation"
 
 
 def store_rebuild_condition() -> dg.AutomationCondition:
-    """True for a built store once its code version (serving parameters) changed, until it is
-    requested or rebuilt; never for a missing or in-progress one."""
-    return (dg.AutomationCondition.code_version_changed().since_last_handled()
-            & ~dg.AutomationCondition.missing()
-            & ~dg.AutomationCondition.in_progress()).with_label("stale store (new serving params)")
+    """True for a store that existed when its code version (serving parameters) changed,
+    until it is requested; held back while a run of it is in progress (that run may use the
+    old parameters, so finishing it does not count as handled). A store missing at the
+    change is left to the recordings sensor, which builds it with the new parameters."""
+    changed = dg.AutomationCondition.code_version_changed() & ~dg.AutomationCondition.missing()
+    handled = (dg.AutomationCondition.newly_requested()
+               | dg.AutomationCondition.initial_evaluation())
+    return (changed.since(handled) & ~dg.AutomationCondition.in_progress()).with_label(
+        "stale store (new serving params)")
 
 
 def build_automation_sensor(minimum_interval_seconds: int = 30) -> dg.SensorDefinition:

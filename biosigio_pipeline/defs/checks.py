@@ -26,10 +26,13 @@ from .. import verify
 from .partitions import RECORDINGS
 from .resources import PipelineStorage
 
-__all__ = ["build_checks", "check_each", "complete_result", "level0_result",
+__all__ = ["CHECK_NAMES", "build_checks", "check_each", "complete_result", "level0_result",
            "round_trip_result"]
 
 _REC = {"recording": dg.AssetIn("recording")}
+#: The checks of every partition (their function names below).
+CHECK_NAMES = ("parquet_round_trip", "feather_round_trip", "store_level0_within_bound",
+               "store_complete")
 #: A store that cannot be read fails its check (with the error as evidence), not the run.
 _UNREADABLE = (BiosigIOError, KeyError, OSError, ValueError)
 

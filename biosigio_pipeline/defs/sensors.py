@@ -25,6 +25,7 @@ from ..backfill import RANGE_END, RANGE_START
 from ..status import latest_materializations, source_checksum
 from ..tracking import parse_cursor, plan_tick
 from .assets import ASSET_KEYS
+from .checks import CHECK_NAMES
 from .jobs import CONVERT_JOB
 from .partitions import RECORDINGS, RECORDINGS_NAME
 from .resources import SourceRoots
@@ -39,6 +40,9 @@ HEAVY = "heavy"
 BATCH_TAG = "biosigio/batch"
 _WILL_RETRY_TAG = "dagster/will_retry"
 _ROOT_RUN_TAG = "dagster/root_run_id"
+#: A batch whose step failed (a bad source) is split at once, not retried whole: run retries
+#: then cover only a run whose process died.
+_NO_STEP_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
 def recording_batches(order: Sequence[str], to_run: Sequence[SourceRecording], size: int,
@@ -117,7 +121,9 @@ def _tick(context: dg.SensorEvaluationContext, sources: SourceRoots,
                             "and outputs are kept")
     existing = context.instance.get_dynamic_partitions(RECORDINGS_NAME)
     known = set(existing)
-    new_keys = [s.key for s in plan.new if s.key not in known]
+    # new recordings, and any requested or up-to-date one whose partition is gone (deleted
+    # in the UI): registered, so that every run request below has its partition
+    new_keys = [s.key for s in plan.to_run if s.key not in known]
     new_keys += [k for k in plan.up_to_date if k not in known]
     new = {s.key for s in plan.new}
     runs = [_run_request(group, new, heavy_bytes) for group in
@@ -146,7 +152,7 @@ def _run_request(group: list[SourceRecording], new: set[str],
     return dg.RunRequest(
         run_key=f"{group[0].key}..{group[-1].key}@{digest.hexdigest()[:16]}",
         tags={RANGE_START: group[0].key, RANGE_END: group[-1].key,
-              BATCH_TAG: str(len(group)), **tags})
+              BATCH_TAG: str(len(group)), _NO_STEP_RETRY_TAG: "false", **tags})
 
 
 def build_split_sensor(convert_job: "dg.UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
@@ -154,17 +160,17 @@ def build_split_sensor(convert_job: "dg.UnresolvedAssetJobDefinition") -> dg.Sen
     several partitions that will not be retried, one run per partition it left unbuilt."""
 
     @dg.run_failure_sensor(name="split_failed_batches", request_job=convert_job,
+                           monitored_jobs=[convert_job],
                            default_status=dg.DefaultSensorStatus.RUNNING,
-                           minimum_interval_seconds=30)
+                           minimum_interval_seconds=10)
     def split_failed_batches(context: dg.RunFailureSensorContext
-                             ) -> list[dg.RunRequest] | dg.SkipReason:
-        """One run per recording of a failed batch that is not built yet."""
+                             ) -> list[dg.RunRequest] | None:
+        """One run per recording of a failed batch that is not built yet. Other failed runs
+        give None, so the next failed run is looked at in the same tick."""
         run = context.dagster_run
         tags = run.tags
-        if run.job_name != CONVERT_JOB or BATCH_TAG not in tags:
-            return dg.SkipReason(f"run {run.run_id} is not a batch of the recordings sensor")
-        if tags.get(_WILL_RETRY_TAG) == "true":
-            return dg.SkipReason(f"run {run.run_id} will be retried as a batch first")
+        if BATCH_TAG not in tags or tags.get(_WILL_RETRY_TAG) == "true":
+            return None  # not a batch, or the daemon retries it (a run worker that died)
         root = tags.get(_ROOT_RUN_TAG, run.run_id)
         keys = _range_keys(context.instance, tags[RANGE_START], tags[RANGE_END])
         unbuilt = unbuilt_partitions(context.instance, root, keys)
@@ -188,24 +194,26 @@ def _range_keys(instance: dg.DagsterInstance, start: str, end: str) -> list[str]
 
 def unbuilt_partitions(instance: dg.DagsterInstance, root_run_id: str,
                        keys: Sequence[str]) -> list[str]:
-    """The ``keys`` some asset of which was not materialized since the run group of
-    ``root_run_id`` started (by that run or its retries)."""
-    root = instance.get_run_record_by_id(root_run_id)
-    since = root.create_timestamp.timestamp() if root is not None else 0.0
-    built: set[str] | None = None
-    for asset in ASSET_KEYS.values():
-        done: set[str] = set()
-        cursor = None
-        while True:
-            res = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=asset, asset_partitions=list(keys),
-                                      after_timestamp=since), limit=1000, cursor=cursor)
-            done.update(r.partition_key for r in res.records if r.partition_key)
-            if not res.has_more:
-                break
-            cursor = res.cursor
-        built = done if built is None else built & done
-    return [k for k in keys if k not in (built or set())]
+    """The ``keys`` the run group of ``root_run_id`` (that run and its retries) did not
+    build whole: an asset not materialized or a check not evaluated for them."""
+    T = dg.DagsterEventType
+    retries = instance.get_runs(dg.RunsFilter(tags={_ROOT_RUN_TAG: root_run_id}))
+    done: dict[str, set[str]] = {}
+    for run_id in [root_run_id, *(r.run_id for r in retries)]:
+        for entry in instance.all_logs(run_id, of_type={T.ASSET_MATERIALIZATION,
+                                                        T.ASSET_CHECK_EVALUATION}):
+            ev = entry.dagster_event
+            if ev is None:
+                continue
+            if ev.event_type == T.ASSET_MATERIALIZATION:
+                name, part = ev.asset_key.to_user_string() if ev.asset_key else "", ev.partition
+            else:
+                data = ev.event_specific_data
+                name, part = data.check_name, data.partition
+            if part is not None:
+                done.setdefault(part, set()).add(name)
+    need = {*ASSET_KEYS, *CHECK_NAMES}
+    return [k for k in keys if not need <= done.get(k, set())]
 
 
 recordings_sensor = build_sensor()

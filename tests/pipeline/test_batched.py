@@ -238,7 +238,9 @@ def test_a_failed_batch_is_split_into_one_run_per_recording(
     assert all(r.tags["biosigio/failed_batch_run"] == res.run_id for r in reqs)
     results = {r.partition_key: _run(defs, instance, r).success for r in reqs}
     assert results == {k: k != bad for k in ALL}  # the bad one fails alone
-    assert unbuilt_partitions(instance, res.run_id, ALL) == [bad]
+    for asset in ASSETS[1:]:  # the others are converted (every source was checksummed)
+        got = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert got == set(ALL) - {bad}, asset
 
     # no split for a batch that will be retried, nor for a run that is not a sensor batch
     retried = res.dagster_run.with_tags({**res.dagster_run.tags, "dagster/will_retry": "true"})
@@ -246,4 +248,31 @@ def test_a_failed_batch_is_split_into_one_run_per_recording(
         ctx = dg.build_run_status_sensor_context(
             sensor_name="split_failed_batches", dagster_event=_failure_event(res),
             dagster_instance=instance, dagster_run=run).for_run_failure()
-        assert isinstance(split(ctx), dg.SkipReason)
+        assert split(ctx) is None  # (None: the daemon goes on to the next failed run)
+    # a step failure does not retry the batch whole: it is split at once
+    assert req.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+
+
+def test_a_batch_that_failed_at_an_archive_is_split_for_its_checks(
+        source_copy: Path, tmp_path: Path, instance: dg.DagsterInstance, monkeypatch) -> None:
+    """A batch whose Parquet step failed for one recording: the others' Parquet check never
+    ran, so they are unbuilt too (each gets its own run), not only the failed one."""
+    from biosigio_pipeline import steps
+    from biosigio_pipeline.defs.sensors import unbuilt_partitions
+
+    bad = "wfdb_demo__ecg01"
+    real = steps.write_archive
+
+    def archive(rec, url, container, *a, **k):  # type: ignore[no-untyped-def]
+        if container == "parquet" and bad in url:
+            raise OSError("disk full on purpose")
+        return real(rec, url, container, *a, **k)
+
+    monkeypatch.setattr(steps, "write_archive", archive)
+    defs = build_defs(storage_root=str(tmp_path / "out"), source_roots=[str(source_copy)],
+                      backfill_batch=5)
+    (req,) = _sensor_tick(defs, instance).run_requests
+    res = _run(defs, instance, req)
+    assert not res.success
+    assert sorted(m.partition for m in res.asset_materializations_for_node("zarr_store")) == ALL
+    assert unbuilt_partitions(instance, res.run_id, ALL) == ALL  # parquet check: skipped

@@ -29,6 +29,9 @@ def test_names_of_everything(tmp_path: Path) -> None:
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == CHECKS
+    from biosigio_pipeline.defs.checks import CHECK_NAMES
+
+    assert sorted(CHECK_NAMES) == sorted(name for _, name in CHECKS)
     assert {s.name for s in defs.sensors} == {"recordings_sensor", "split_failed_batches",
                                              "stale_store_automation"}
     assert {s.name for s in defs.schedules} == {"nightly_conversion"}

@@ -143,6 +143,22 @@ def test_batches_are_ranges_of_new_or_changed_small_recordings(instance: dg.Dags
         (source_copy / "wfdb_demo" / "ecg01.dat").read_bytes()[::-1])
     both = _tick(instance, source_copy, changed.cursor, batch=5)
     assert _ranges(instance, both) == [[ALL[1]], [ALL[3]]]
+    for name in ("sub-01_task-motor", "sub-01_task-rest"):  # neighbours: one run
+        events = source_copy / "bids_demo" / "sub-01" / "eeg" / f"{name}_events.tsv"
+        events.write_text(events.read_text() + "4.5\t0.5\tlater event\n")
+    neighbours = _tick(instance, source_copy, both.cursor, batch=5)
+    assert _ranges(instance, neighbours) == [ALL[0:2]]
+
+
+def test_a_changed_recording_whose_partition_was_deleted_is_registered_again(
+        instance: dg.DagsterInstance, source_copy: Path) -> None:
+    first = _tick(instance, source_copy, None)
+    instance.delete_dynamic_partition(RECORDINGS_NAME, ALL[3])  # deleted in the UI
+    (source_copy / "wfdb_demo" / "ecg01.dat").write_bytes(
+        (source_copy / "wfdb_demo" / "ecg01.dat").read_bytes()[::-1])
+    res = _tick(instance, source_copy, first.cursor)
+    assert _keys(res) == [ALL[3]]
+    assert [list(r.partition_keys or []) for r in res.dynamic_partitions_requests] == [[ALL[3]]]
 
 
 def test_heavy_recordings_run_alone(instance: dg.DagsterInstance, source_copy: Path) -> None:
