@@ -189,7 +189,7 @@ def _range_keys(instance: dg.DagsterInstance, start: str, end: str) -> list[str]
     keys = instance.get_dynamic_partitions(RECORDINGS_NAME)
     if start not in keys or end not in keys:
         return []
-    return keys[keys.index(start):keys.index(end) + 1]
+    return list(keys[keys.index(start):keys.index(end) + 1])
 
 
 def unbuilt_partitions(instance: dg.DagsterInstance, root_run_id: str,
@@ -209,7 +209,8 @@ def unbuilt_partitions(instance: dg.DagsterInstance, root_run_id: str,
                 name, part = ev.asset_key.to_user_string() if ev.asset_key else "", ev.partition
             else:
                 data = ev.event_specific_data
-                name, part = data.check_name, data.partition
+                name = str(getattr(data, "check_name", ""))
+                part = getattr(data, "partition", None)
             if part is not None:
                 done.setdefault(part, set()).add(name)
     need = {*ASSET_KEYS, *CHECK_NAMES}
