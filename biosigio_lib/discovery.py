@@ -388,9 +388,12 @@ def discover(root: str | os.PathLike[str], *, storage_options: Mapping[str, Any]
 
 
 def find_source(roots: Sequence[str], key: str, *,
-                storage_options: Mapping[str, Any] | None = None) -> SourceRecording:
-    """The recording with partition key ``key`` under one of ``roots``, with its checksum."""
-    found = find_sources(roots, [key], storage_options=storage_options)
+                storage_options: Mapping[str, Any] | None = None,
+                listed: Mapping[str, SourceRecording] | None = None) -> SourceRecording:
+    """The recording with partition key ``key`` under one of ``roots``, with its checksum;
+    ``listed``: what :func:`find_sources` already found for these roots (no new listing)."""
+    found = listed if listed is not None else find_sources(roots, [key],
+                                                            storage_options=storage_options)
     if key not in found:
         raise FileNotFoundError(
             f"no recording with key {key!r} under the source roots {list(roots)}")

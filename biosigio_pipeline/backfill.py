@@ -29,20 +29,32 @@ BACKFILL_REASON = {"biosigio/reason": "serving-params-backfill"}
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def partition_batches(keys: Sequence[str], selected: Sequence[str],
-                      size: int) -> list[list[str]]:
+def partition_batches(keys: Sequence[str], selected: Sequence[str], size: int,
+                      weight: Callable[[str], int] | None = None,
+                      max_weight: int | None = None) -> list[list[str]]:
     """The ``selected`` keys as runs of consecutive keys (in the order of ``keys``, the
-    partitions' order) of at most ``size``: each batch is one partition range."""
+    partitions' order) of at most ``size``: each batch is one partition range. With
+    ``weight`` and ``max_weight``, a batch's weights also sum below ``max_weight`` (a key of
+    that weight or more is alone)."""
     chosen = set(selected)
     batches: list[list[str]] = []
     current: list[str] = []
+    total = 0
     for key in keys:
-        if key in chosen and len(current) < max(1, size):
+        w = weight(key) if weight is not None and key in chosen else 0
+        heavy = max_weight is not None and w >= max_weight
+        fits = (key in chosen and len(current) < max(1, size) and not heavy
+                and (max_weight is None or total + w < max_weight))
+        if fits:
             current.append(key)
+            total += w
             continue
         if current:
             batches.append(current)
-        current = [key] if key in chosen else []
+        current, total = ([key], w) if key in chosen else ([], 0)
+        if heavy:
+            batches.append(current)
+            current, total = [], 0
     if current:
         batches.append(current)
     return batches

@@ -14,6 +14,7 @@ __all__ = [
     "CODE_VERSION_TAG",
     "DATA_VERSION_TAG",
     "latest_materializations",
+    "latest_records",
     "latest_tags",
     "plan_batch",
     "source_checksum",
@@ -25,24 +26,33 @@ DATA_VERSION_TAG = "dagster/data_version"
 _PAGE = 1000
 
 
+def latest_records(instance: dg.DagsterInstance, asset: str | dg.AssetKey,
+                   partitions: Sequence[str] | None = None) -> dict[str, dg.EventLogRecord]:
+    """Partition -> the record of the asset's latest materialization of it (absent: never
+    built), paged; stops as soon as every one of ``partitions`` (if given) is found."""
+    out: dict[str, dg.EventLogRecord] = {}
+    cursor = None
+    key = asset if isinstance(asset, dg.AssetKey) else dg.AssetKey(asset)
+    while True:
+        res = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key,
+                                  asset_partitions=list(partitions) if partitions else None),
+            limit=_PAGE, cursor=cursor, ascending=False)
+        for rec in res.records:
+            if rec.partition_key is not None and rec.partition_key not in out:
+                out[rec.partition_key] = rec
+        if not res.has_more or (partitions and len(out) == len(set(partitions))):
+            return out
+        cursor = res.cursor
+
+
 def latest_materializations(instance: dg.DagsterInstance, asset: str,
                             partitions: Sequence[str] | None = None
                             ) -> dict[str, dg.AssetMaterialization]:
     """Partition -> the asset's latest materialization of it (absent: never built)."""
-    out: dict[str, dg.AssetMaterialization] = {}
-    cursor = None
-    while True:
-        res = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
-                                  asset_partitions=list(partitions) if partitions else None),
-            limit=_PAGE, cursor=cursor, ascending=False)
-        for rec in res.records:
-            mat = rec.asset_materialization
-            if mat is not None and mat.partition is not None and mat.partition not in out:
-                out[mat.partition] = mat
-        if not res.has_more:
-            return out
-        cursor = res.cursor
+    return {k: r.asset_materialization
+            for k, r in latest_records(instance, asset, partitions).items()
+            if r.asset_materialization is not None}
 
 
 def latest_tags(instance: dg.DagsterInstance, asset: str,

@@ -23,6 +23,7 @@ import dagster as dg
 from biosigio_lib import BiosigIOError, Recording
 
 from .. import verify
+from ..status import latest_records
 from .partitions import RECORDINGS
 from .resources import PipelineStorage
 
@@ -40,24 +41,6 @@ _UNREADABLE = (BiosigIOError, KeyError, OSError, ValueError)
 def _unreadable(url: str, exc: BaseException) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=False, metadata={
         "uri": dg.MetadataValue.path(url), "error": f"{type(exc).__name__}: {exc}"})
-
-
-def _latest_records(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey,
-                    keys: list[str]) -> dict[str, Any]:
-    """Partition -> the asset's latest materialization record, for all the run's partitions
-    in one paged query (not two queries per partition: a batched run checks many)."""
-    out: dict[str, Any] = {}
-    cursor = None
-    while True:
-        res = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset, asset_partitions=keys), limit=1000,
-            cursor=cursor, ascending=False)
-        for rec in res.records:
-            if rec.partition_key is not None and rec.partition_key not in out:
-                out[rec.partition_key] = rec
-        if not res.has_more or len(out) == len(keys):
-            return out
-        cursor = res.cursor
 
 
 def _uri(record: Any) -> str | None:
@@ -88,7 +71,7 @@ def check_each(context: dg.AssetCheckExecutionContext, recording: Any,
     Recording) one evaluation per partition, a failure to open one included."""
     spec = context.check_specs[0]
     keys = list(context.op_execution_context.partition_keys)
-    latest = _latest_records(context, spec.asset_key, keys)
+    latest = latest_records(context.instance, spec.asset_key, keys)
     if not isinstance(recording, Mapping):
         return result(keys[0], recording, _uri(latest.get(keys[0])))
     return _evaluations(context, recording, result, latest)

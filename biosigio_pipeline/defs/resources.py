@@ -8,13 +8,12 @@ Each is a small configurable interface with cheap variants (a temporary folder o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
-from biosigio_lib.discovery import SourceRecording, checksum, find_source, find_sources
+from biosigio_lib.discovery import SourceRecording, find_source, find_sources
 
 from ..steps import Outputs, read_canonical, size_of, write_canonical
 
@@ -57,14 +56,7 @@ class SourceRoots(dg.ConfigurableResource):
         with its checksum (FileNotFoundError for a key that is gone)."""
         opts = self.storage_options or None
         found = find_sources(self.roots, keys, storage_options=opts)
-
-        def find(key: str) -> SourceRecording:
-            if key not in found:
-                raise FileNotFoundError(
-                    f"no recording with key {key!r} under the source roots {self.roots}")
-            return replace(found[key], checksum=checksum(found[key], storage_options=opts))
-
-        return find
+        return lambda key: find_source(self.roots, key, storage_options=opts, listed=found)
 
 
 # One decoded Recording kept per process, so the steps of an in-process run do not re-read it.
@@ -107,9 +99,9 @@ class RecordingIOManager(dg.ConfigurableIOManager):
     source_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options to reopen URL sources.")
 
-    def _url(self, context: dg.OutputContext | dg.InputContext) -> str:
-        key = context.asset_partition_key if context.has_asset_partitions else "unpartitioned"
-        return Outputs(self.root, key).canonical
+    @staticmethod
+    def _key(context: dg.OutputContext | dg.InputContext) -> str:
+        return context.asset_partition_key if context.has_asset_partitions else "unpartitioned"
 
     def _stamp(self, url: str) -> tuple[Any, ...]:
         from biosigio_lib._fs import resolve
@@ -121,9 +113,7 @@ class RecordingIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Recording | LazyRecordings) -> None:
         if isinstance(obj, LazyRecordings):  # a run over several partitions: each persisted
             return                            # by the asset as it was built (see persist)
-        context.add_output_metadata(self.persist(context.asset_partition_key
-                                                 if context.has_asset_partitions
-                                                 else "unpartitioned", obj))
+        context.add_output_metadata(self.persist(self._key(context), obj))
 
     def persist(self, key: str, obj: Recording) -> dict[str, Any]:
         """Write partition ``key``'s canonical reference; returns its metadata."""
@@ -145,7 +135,7 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         if len(keys) > 1:
             return self.lazy(keys)
-        return self._read(self._url(context))
+        return self._read(Outputs(self.root, self._key(context)).canonical)
 
     def _read(self, url: str) -> Recording:
         hit = _CACHE.get(url)

@@ -21,7 +21,7 @@ import dagster as dg
 
 from biosigio_lib.discovery import SourceRecording
 
-from ..backfill import RANGE_END, RANGE_START
+from ..backfill import RANGE_END, RANGE_START, partition_batches
 from ..status import latest_materializations, source_checksum
 from ..tracking import parse_cursor, plan_tick
 from .assets import ASSET_KEYS
@@ -49,28 +49,11 @@ def recording_batches(order: Sequence[str], to_run: Sequence[SourceRecording], s
                       max_bytes: int) -> list[list[SourceRecording]]:
     """``to_run`` as runs of consecutive partitions (in ``order``, the partitions' order): at
     most ``size`` recordings and, unless alone, under ``max_bytes`` together; a recording of
-    ``max_bytes`` or more is always alone."""
+    ``max_bytes`` or more is always alone (:func:`..backfill.partition_batches`)."""
     by_key = {s.key: s for s in to_run}
-    batches: list[list[SourceRecording]] = []
-    current: list[SourceRecording] = []
-    total = 0
-    for key in order:
-        src = by_key.get(key)
-        fits = (src is not None and len(current) < max(1, size) and src.size < max_bytes
-                and total + src.size < max_bytes)
-        if fits and src is not None:
-            current.append(src)
-            total += src.size
-            continue
-        if current:
-            batches.append(current)
-        current, total = ([src], src.size) if src is not None else ([], 0)
-        if src is not None and src.size >= max_bytes:
-            batches.append(current)
-            current, total = [], 0
-    if current:
-        batches.append(current)
-    return batches
+    groups = partition_batches(order, list(by_key), size, weight=lambda k: by_key[k].size,
+                               max_weight=max_bytes)
+    return [[by_key[k] for k in group] for group in groups]
 
 
 def build_sensor(minimum_interval_seconds: int = 60, heavy_bytes: int = 256 * 2**20,
