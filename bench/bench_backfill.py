@@ -65,23 +65,27 @@ def _edf(path: Path) -> None:
     w.close()
 
 
-def _instance(home: Path, memory: bool, postgres: str | None) -> Any:
+def _instance(home: Path, memory: bool, postgres: str | None, pooled: bool = False) -> Any:
     """The Dagster instance: in memory, SQLite files under ``home``, or a PostgreSQL database
-    (``postgres``: a SQLAlchemy URL such as ``postgresql+psycopg2://user@host:port/db``)."""
+    (``postgres``: a SQLAlchemy URL such as ``postgresql+psycopg2://user@host:port/db``),
+    through dagster-postgres's storage or, ``pooled``, the deployment's pooled one."""
     import dagster as dg
 
     if memory:
         return dg.DagsterInstance.ephemeral()
     if postgres:
+        storage = ("  custom:\n    module: biosigio_pipeline.pg_storage\n"
+                   "    class: PooledPostgresStorage\n    config:\n" if pooled else
+                   "  postgres:\n")
         (home / "dagster.yaml").write_text(
-            "telemetry:\n  enabled: false\nstorage:\n  postgres:\n"
-            f"    postgres_url: {postgres}\n")
+            f"telemetry:\n  enabled: false\nstorage:\n{storage}"
+            f"{'      ' if pooled else '    '}postgres_url: {postgres}\n")
         return dg.DagsterInstance.from_config(str(home))
     return dg.DagsterInstance.local_temp(str(home))
 
 
-def setup(n: int, work: Path, memory: bool = False,
-          postgres: str | None = None) -> tuple[Any, list[str], str, str]:
+def setup(n: int, work: Path, memory: bool = False, postgres: str | None = None,
+          pooled: bool = False) -> tuple[Any, list[str], str, str]:
     """Sources, canonical references, first stores and their records (untimed)."""
     import dagster as dg
 
@@ -99,7 +103,7 @@ def setup(n: int, work: Path, memory: bool = False,
     storage = str(work / "storage")
     home = work / "dagster_home"
     home.mkdir()
-    instance = _instance(home, memory, postgres)
+    instance = _instance(home, memory, postgres, pooled)
     params = ServingParams()
     sources = [replace(s, checksum=checksum(s)) for s in list_sources(str(work / "sources"))]
     keys = [s.key for s in sources]
@@ -174,11 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--postgres", metavar="URL",
                     help="a PostgreSQL instance (SQLAlchemy URL of an empty database; the "
                          "deployment's storage) instead of SQLite files")
+    ap.add_argument("--pooled", action="store_true",
+                    help="with --postgres: the pooled storage of deploy/dagster.yaml "
+                         "(biosigio_pipeline.pg_storage) instead of dagster-postgres's own")
     args = ap.parse_args(argv)
     batches = [int(b) for b in args.batch.split(",")]
     work = WORK / f"backfill_{args.n}"
     t0 = time.perf_counter()
-    instance, keys, storage, sources = setup(args.n, work, args.memory, args.postgres)
+    instance, keys, storage, sources = setup(args.n, work, args.memory, args.postgres,
+                                            args.pooled)
     print(f"setup: {len(keys)} recordings in {time.perf_counter() - t0:.1f} s; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     modes = [False] if args.no_checks else [False, True]

@@ -57,6 +57,7 @@ def build_defs(*, storage_root: str | None = None, source_roots: Sequence[str] |
     source_so = dict(source_options if source_options is not None
                      else settings.json_options("BIOSIGIO_SOURCE_OPTIONS"))
     batch = backfill_batch or settings.backfill_batch()
+    settings.batch_event_writes()  # in every process that loads the code location
     jobs = build_jobs()
     return dg.Definitions(
         assets=build_assets(params, batch),

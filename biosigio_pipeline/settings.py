@@ -21,7 +21,10 @@ a function pick up the environment of the process that loads them:
   stores (their ``BackfillPolicy.multi_run``; default 25, 1 = one run per partition);
 - ``BIOSIGIO_EXECUTOR``: ``in_process`` (default), ``multiprocess`` or ``celery``; the Celery
   executor reads ``BIOSIGIO_CELERY_BROKER`` and ``BIOSIGIO_CELERY_BACKEND`` (default: the
-  broker) when a run starts (see docs/deploy.md).
+  broker) when a run starts (see docs/deploy.md);
+- ``DAGSTER_EVENT_BATCH_SIZE`` (Dagster's own): :func:`batch_event_writes` sets it to
+  :data:`EVENT_BATCH_SIZE` unless it is set, so that a batched run stores its partitions'
+  materializations in one statement on PostgreSQL (0 turns that off).
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BACKFILL_BATCH",
+    "EVENT_BATCH_SIZE",
     "EXECUTORS",
     "PARAMS_FILE",
     "automation_interval",
     "backfill_batch",
+    "batch_event_writes",
     "dagster_home",
     "default_source_roots",
     "default_storage_root",
@@ -157,6 +162,23 @@ def backfill_batch() -> int:
     if value < 1:
         raise ValueError(f"$BIOSIGIO_BACKFILL_BATCH must be at least 1, not {value}")
     return value
+
+
+#: Events per write when Dagster batches them: more than a batched run's partitions.
+EVENT_BATCH_SIZE = 1000
+
+
+def batch_event_writes() -> int:
+    """Let Dagster write the materializations of a batched run's partitions in one batch
+    (``$DAGSTER_EVENT_BATCH_SIZE``, set to :data:`EVENT_BATCH_SIZE` unless already set): one
+    insert and one index transaction per step on PostgreSQL instead of three round trips per
+    partition. Returns the size in effect."""
+    text = os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE)).strip()
+    try:
+        return int(text or "0")
+    except ValueError:
+        raise ValueError(
+            f"$DAGSTER_EVENT_BATCH_SIZE must be a whole number, not {text!r}") from None
 
 
 def executor_name() -> str:

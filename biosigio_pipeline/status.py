@@ -29,21 +29,27 @@ _PAGE = 1000
 def latest_records(instance: dg.DagsterInstance, asset: str | dg.AssetKey,
                    partitions: Sequence[str] | None = None) -> dict[str, dg.EventLogRecord]:
     """Partition -> the record of the asset's latest materialization of it (absent: never
-    built), paged; stops as soon as every one of ``partitions`` (if given) is found."""
+    built), paged; stops as soon as every one of ``partitions`` (if given) is found.
+
+    With ``partitions``, the first page holds as many records as partitions (all of them when
+    they were last built together, as a batched run builds them), and pages double from there:
+    older materializations are not read (nor deserialized) when they are not needed."""
     out: dict[str, dg.EventLogRecord] = {}
     cursor = None
     key = asset if isinstance(asset, dg.AssetKey) else dg.AssetKey(asset)
+    wanted = set(partitions) if partitions else set()
+    page = min(_PAGE, len(wanted)) if wanted else _PAGE
     while True:
         res = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key,
                                   asset_partitions=list(partitions) if partitions else None),
-            limit=_PAGE, cursor=cursor, ascending=False)
+            limit=page, cursor=cursor, ascending=False)
         for rec in res.records:
             if rec.partition_key is not None and rec.partition_key not in out:
                 out[rec.partition_key] = rec
-        if not res.has_more or (partitions and len(out) == len(set(partitions))):
+        if not res.has_more or (wanted and len(out) == len(wanted)):
             return out
-        cursor = res.cursor
+        cursor, page = res.cursor, min(_PAGE, page * 2)
 
 
 def latest_materializations(instance: dg.DagsterInstance, asset: str,

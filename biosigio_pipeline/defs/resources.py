@@ -59,8 +59,21 @@ class SourceRoots(dg.ConfigurableResource):
         return lambda key: find_source(self.roots, key, storage_options=opts, listed=found)
 
 
-# One decoded Recording kept per process, so the steps of an in-process run do not re-read it.
+# Recordings kept per process, so the steps of an in-process run do not reopen them: one
+# decoded (in-memory) Recording, or up to _CACHE_LAZY lazily read ones (a batched run's, whose
+# samples stay in their files), the least recently used dropped first.
 _CACHE: dict[str, tuple[tuple[Any, ...], Recording]] = {}
+_CACHE_LAZY = 64
+
+
+def _remember(url: str, stamp: tuple[Any, ...], rec: Recording) -> None:
+    """Keep ``rec`` in :data:`_CACHE` under the rules above."""
+    if not rec.is_lazy or any(not r.is_lazy for _, r in _CACHE.values()):
+        _CACHE.clear()
+    _CACHE.pop(url, None)
+    _CACHE[url] = (stamp, rec)
+    while len(_CACHE) > _CACHE_LAZY:
+        del _CACHE[next(iter(_CACHE))]
 
 
 class LazyRecordings(Mapping[str, "Recording"]):
@@ -119,8 +132,7 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         """Write partition ``key``'s canonical reference; returns its metadata."""
         url = write_canonical(obj, Outputs(self.root, key).canonical, self.storage_options,
                               self.source_options or None)
-        _CACHE.clear()
-        _CACHE[url] = (self._stamp(url), obj)
+        _remember(url, self._stamp(url), obj)
         return {"canonical_uri": dg.MetadataValue.path(url),
                 "canonical_bytes": size_of(url, self.storage_options)}
 
@@ -138,10 +150,11 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         return self._read(Outputs(self.root, self._key(context)).canonical)
 
     def _read(self, url: str) -> Recording:
+        stamp = self._stamp(url)
         hit = _CACHE.get(url)
-        if hit is not None and hit[0] == self._stamp(url):
+        if hit is not None and hit[0] == stamp:
+            _remember(url, stamp, hit[1])  # most recently used now
             return hit[1]
         rec = read_canonical(url, self.storage_options or None, self.source_options or None)
-        _CACHE.clear()
-        _CACHE[url] = (self._stamp(url), rec)
+        _remember(url, stamp, rec)
         return rec

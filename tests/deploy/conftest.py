@@ -5,7 +5,8 @@
   server refuses root), started as a direct child on a free port.
 - ``redis_server``: ``redis-server`` from Debian's package, no persistence.
 - ``dagster_home``: a ``DAGSTER_HOME`` whose ``dagster.yaml`` keeps runs, events and schedules
-  in a fresh PostgreSQL database (``dagster-postgres``) and queues runs (QueuedRunCoordinator:
+  in a fresh PostgreSQL database (dagster-postgres's storage with pooled connections, as
+  ``deploy/dagster.yaml``) and queues runs (QueuedRunCoordinator:
   at most 2 at once, at most 1 tagged ``biosigio/weight=heavy``).
 - :func:`start_process` / :func:`stop_process`: the Dagster daemon and Celery workers run as
   subprocesses in their own process group; they are stopped by that PID (TERM, then KILL).
@@ -231,15 +232,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
-storage:
-  postgres:
-    postgres_db:
-      hostname: {host}
-      port: {port}
-      username: {user}
-      password: testing
-      db_name: {db}
-      scheme: postgresql+psycopg2  # SQLAlchemy 2.1 would pick psycopg 3, not installed
+storage:  # as deploy/dagster.yaml: dagster-postgres's storage with pooled connections
+  custom:
+    module: biosigio_pipeline.pg_storage
+    class: PooledPostgresStorage
+    config:
+      postgres_db:
+        hostname: {host}
+        port: {port}
+        username: {user}
+        password: testing
+        db_name: {db}
+        scheme: postgresql+psycopg2  # SQLAlchemy 2.1 would pick psycopg 3, not installed
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator

@@ -20,7 +20,8 @@ def test_sample_dagster_yaml_on_real_postgres(tmp_path: Path, postgres_server: P
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster as dg
     from dagster._core.run_coordinator import QueuedRunCoordinator
-    from dagster_postgres import PostgresRunStorage
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+    from sqlalchemy.pool import QueuePool
 
     db = postgres_server.create_database()
     for k, v in {"DAGSTER_PG_HOST": postgres_server.host, "DAGSTER_PG_PORT":
@@ -33,6 +34,9 @@ def test_sample_dagster_yaml_on_real_postgres(tmp_path: Path, postgres_server: P
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         assert isinstance(instance.run_storage, PostgresRunStorage)
+        events = instance.event_log_storage
+        assert isinstance(events, PostgresEventLogStorage)
+        assert isinstance(events._engine.pool, QueuePool)  # the pooled storage, not NullPool
         coord = instance.run_coordinator
         assert isinstance(coord, QueuedRunCoordinator)
         assert coord.get_run_queue_config().max_concurrent_runs == 4

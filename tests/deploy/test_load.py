@@ -205,7 +205,7 @@ def test_load_recordings_through_sensor_queue_and_workers(tmp_path: Path,
         keys = run_partitions(instance, runs[rid])
         assert sorted(f["checks"]) == sorted((c, k) for c in CHECKS for k in keys), rid
         assert all(f["checks"].values()), (rid, f["checks"])
-        assert f["steps"] == 9, (rid, f)  # 5 assets + 4 checks, each on a worker
+        assert f["steps"] == 8, (rid, f)  # 5 assets + 3 check steps, each on a worker
     for key in partitions[:: max(1, N // 10)]:  # a sample of the outputs is in the bucket
         for part in (f"serving/{key}.zarr/zarr.json", f"archive/feather/{key}.arrow"):
             assert fs.exists(s3_server.url("storage", part)), part

@@ -107,3 +107,24 @@ def test_new_params_make_only_stores_stale_and_backfill_rebuilds_them(
         dg.AssetRecordsFilter(dg.AssetKey("zarr_store"), asset_partitions=[KEYS[0]]), limit=1)
     url = rec.records[0].asset_materialization.metadata["uri"].value
     assert zarr.open_group(url, mode="r").attrs["serving_params"]["chunk_seconds"] == 2.0
+
+
+def test_latest_records_finds_old_partitions_past_small_pages() -> None:
+    """The first page is as long as the partitions asked for; older materializations are
+    still found (pages double), and each partition gets its latest one."""
+    from biosigio_pipeline.status import latest_records
+
+    with dg.DagsterInstance.ephemeral() as inst:
+        def mat(key: str, n: int) -> None:
+            inst.report_runless_asset_event(dg.AssetMaterialization(
+                "zarr_store", partition=key, metadata={"n": n}))
+
+        mat("old", 0)
+        for i in range(40):  # newer materializations of other partitions
+            mat(f"p{i % 5}", i)
+        mat("p0", 99)
+        got = latest_records(inst, "zarr_store", ["old", "p0", "p3"])
+        assert set(got) == {"old", "p0", "p3"}
+        meta = {k: r.asset_materialization.metadata["n"].value for k, r in got.items()}
+        assert meta == {"old": 0, "p0": 99, "p3": 38}
+        assert set(latest_records(inst, "zarr_store")) == {"old", *(f"p{i}" for i in range(5))}
