@@ -7,7 +7,10 @@ reference (``steps.write_manifest``, ``write_canonical``), a store built with th
 serving parameters, and the ``recording`` and ``zarr_store`` materializations recorded in a
 persistent SQLite Dagster instance (``DagsterInstance.local_temp``; ``--memory``: an
 in-memory one, the floor of Dagster's own cost; ``--postgres URL``: a PostgreSQL database, as
-the deployment uses). Then, for each repeat,
+the deployment uses, through dagster-postgres's storage or, with ``--pooled``, the pooled
+storage of ``deploy/dagster.yaml``). The definitions set ``DAGSTER_EVENT_BATCH_SIZE`` as the
+code location does (export ``DAGSTER_EVENT_BATCH_SIZE=0`` to measure without). Then, for each
+repeat,
 new serving parameters (another ``chunk_seconds``) and, in this process, timed:
 
 - ``direct``: for every recording, reopen the canonical Recording, write the store and its
@@ -22,7 +25,7 @@ new serving parameters (another ``chunk_seconds``) and, in this process, timed:
 Overhead = (dagster - direct) / direct, each pair compared like for like, in wall time and
 in this process's CPU time (less sensitive to other jobs on a shared machine). Run:
 ``uv run python bench/bench_backfill.py [--n 500] [--batch 25,50] [--repeat 2] [--memory |
---postgres URL]``.
+--postgres URL [--pooled]]``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import time
 import warnings
@@ -191,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     modes = [False] if args.no_checks else [False, True]
     version = 0
+    seen: dict[tuple[bool, int], list[tuple[float, float]]] = {}
     for r in range(args.repeat):
         for checks in modes:
             for batch in batches:
@@ -201,12 +206,18 @@ def main(argv: list[str] | None = None) -> int:
                 a, a_cpu = direct(keys, storage, params, checks)
                 b, b_cpu, runs = dagster_backfill(instance, keys, storage, sources, params,
                                                   batch, checks)
+                seen.setdefault((checks, batch), []).append(((b - a) / a, (b_cpu - a_cpu) / a_cpu))
                 label = "+checks" if checks else ""
                 print(f"round {r + 1} B={batch:>3}{label:8s} wall: direct {a:7.2f} s, dagster "
                       f"{b:7.2f} s in {runs} runs, overhead {(b - a) / a:+6.1%}; CPU: direct "
                       f"{a_cpu:7.2f} s, dagster {b_cpu:7.2f} s, overhead "
                       f"{(b_cpu - a_cpu) / a_cpu:+6.1%} (load {load:.2f} -> "
                       f"{os.getloadavg()[0]:.2f})", flush=True)
+    if args.repeat > 1:  # single rounds swing with the machine: the median is the figure
+        for (checks, batch), ovh in seen.items():
+            wall, cpu = (statistics.median(o[i] for o in ovh) for i in (0, 1))
+            print(f"median of {len(ovh)} rounds, B={batch}{' +checks' if checks else ''}: "
+                  f"overhead wall {wall:+.1%}, CPU {cpu:+.1%}")
     instance.dispose()
     return 0
 

@@ -1,18 +1,20 @@
 """Dagster's PostgreSQL instance storage with a small connection pool in every process.
 
-dagster-postgres opens a new database connection for every query (SQLAlchemy ``NullPool``):
-about a dozen per partition of a batched run, each a TCP connect, an authentication and a
-forked server backend. This storage (``storage: custom`` in ``dagster.yaml``, see
-``deploy/dagster.yaml``) is dagster-postgres's own, with pooled engines for the run and event
-log storages (the ones a run uses), as the webserver already does (``optimize_for_webserver``)
-but without its statement timeout:
+dagster-postgres opens a new database connection for every query (SQLAlchemy ``NullPool``, so
+that short-lived instances hold nothing open): about a dozen per partition of a batched run,
+each a TCP connect, an authentication and a new server process. This storage (``storage:
+custom`` in ``dagster.yaml``, see ``deploy/dagster.yaml``) is dagster-postgres's own, with a
+pooled engine for the run and event log storages (the ones a run uses), as the webserver
+already does (``optimize_for_webserver``) but without its statement timeout:
 
-- ``pool_size`` connections are kept per process and storage, ``max_overflow`` more are
-  opened under concurrent use and closed after it; all are closed when the instance is
-  disposed (or garbage-collected), so instances that come and go do not pile connections up;
+- one engine per process and database, shared by every instance the process creates (a
+  Celery worker creates one per step and never disposes it), so a process keeps at most
+  ``pool_size`` idle connections, whatever its instances do;
+- ``max_overflow`` more are opened under concurrent use (daemon threads) and closed when
+  returned; -1, the default, never makes a thread wait for a connection, as ``NullPool``;
 - a connection is pinged before use (``pool_pre_ping``), so a restarted server costs a
   reconnect, not a failed step, and it is recycled after ``pool_recycle`` seconds;
-- a connection opened in another process (a fork that inherited the pool) is never reused;
+- a forked child drops the pool it inherited without touching the parent's connections;
 - the event log remembers which tables exist instead of asking the catalog before every
   check evaluation it stores.
 """
@@ -20,7 +22,7 @@ but without its statement timeout:
 from __future__ import annotations
 
 import os
-import weakref
+import threading
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -39,48 +41,56 @@ from dagster_postgres.utils import (
     get_token_provider_from_config,
     pg_url_from_config,
 )
-from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 __all__ = ["PooledPostgresStorage", "pooled_engine"]
 
 #: The ``pool`` settings unless ``dagster.yaml`` says otherwise.
-POOL_DEFAULTS = {"pool_size": 1, "max_overflow": 4, "pool_recycle": 3600}
+POOL_DEFAULTS = {"pool_size": 2, "max_overflow": -1, "pool_recycle": 3600}
+
+_ENGINES: dict[tuple[Any, ...], Engine] = {}
+_LOCK = threading.Lock()
 
 
-def pooled_engine(url: str, token_provider: Any = None, *, pool_size: int = 1,
-                  max_overflow: int = 4, pool_recycle: int = 3600,
+def _forget_inherited() -> None:
+    """In a forked child: drop the inherited pools without closing the parent's sockets."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)
+
+
+def pooled_engine(url: str, token_provider: Any = None, *, pool_size: int = 2,
+                  max_overflow: int = -1, pool_recycle: int = 3600,
                   options: str | None = None) -> Engine:
-    """A pooled, autocommit engine on ``url`` that never hands a connection across a fork."""
-    kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_size": pool_size,
-                              "max_overflow": max_overflow, "pool_recycle": pool_recycle,
-                              "pool_pre_ping": True}
-    if options:
-        kwargs["connect_args"] = {"options": options}
-    engine = create_pg_engine(url, token_provider, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _remember_pid(dbapi_connection: Any, record: Any) -> None:
-        record.info["pid"] = os.getpid()
-
-    @event.listens_for(engine, "checkout")
-    def _same_process(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if record.info.get("pid") != os.getpid():  # inherited through a fork: not ours
-            record.dbapi_connection = proxy.dbapi_connection = None
-            raise exc.DisconnectionError("connection opened in another process")
-
-    return engine
+    """This process's pooled, autocommit engine on ``url`` with these settings (created on
+    first use, then shared)."""
+    key = (url, pool_size, max_overflow, pool_recycle, options, token_provider)
+    with _LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_size": pool_size,
+                                      "max_overflow": max_overflow,
+                                      "pool_recycle": pool_recycle, "pool_pre_ping": True}
+            if options:
+                kwargs["connect_args"] = {"options": options}
+            engine = _ENGINES[key] = create_pg_engine(url, token_provider, **kwargs)
+        return engine
 
 
 def _pool(storage: Any, token_provider: Any, pool: Mapping[str, int] | None) -> None:
-    """Swap ``storage``'s per-query engine for a pooled one, closed with the storage."""
+    """Swap ``storage``'s per-query engine for the process's pooled one (not with a cloud
+    token provider, whose engines are per instance: those stay unpooled)."""
+    if token_provider is not None:
+        return
     old: Engine = storage._engine
     options = old.url.query.get("options")
     storage._engine = pooled_engine(storage.postgres_url, token_provider,
                                     **{**POOL_DEFAULTS, **(pool or {})},
                                     options=options if isinstance(options, str) else None)
     old.dispose()
-    weakref.finalize(storage, storage._engine.dispose)  # an instance nobody disposed
 
 
 class PooledPostgresRunStorage(PostgresRunStorage):
@@ -91,19 +101,15 @@ class PooledPostgresRunStorage(PostgresRunStorage):
         super().__init__(postgres_url, should_autocreate_tables, token_provider=token_provider)
         _pool(self, token_provider, pool)
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()
-
 
 class PooledPostgresEventLogStorage(PostgresEventLogStorage):
     """dagster-postgres's event log storage on a pooled engine, remembering existing tables."""
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True,
                  token_provider: Any = None, pool: Mapping[str, int] | None = None) -> None:
+        self._tables: set[str] = set()
         super().__init__(postgres_url, should_autocreate_tables, token_provider=token_provider)
         _pool(self, token_provider, pool)
-        self._tables: set[str] = set()
 
     def has_table(self, table_name: str) -> bool:
         """Whether the table exists (a table found once is not looked up again: Dagster's
@@ -111,10 +117,6 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
         if table_name not in self._tables and super().has_table(table_name):
             self._tables.add(table_name)
         return table_name in self._tables
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._engine.dispose()
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):

@@ -171,11 +171,13 @@ EVENT_BATCH_SIZE = 1000
 def batch_event_writes() -> int:
     """Let Dagster write the materializations of a batched run's partitions in one batch
     (``$DAGSTER_EVENT_BATCH_SIZE``, set to :data:`EVENT_BATCH_SIZE` unless already set): one
-    insert and one index transaction per step on PostgreSQL instead of three round trips per
+    insert and one index transaction per step on PostgreSQL, instead of one of each per
     partition. Returns the size in effect."""
-    text = os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE)).strip()
+    text = (os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or "").strip()
+    if not text:  # unset or blank (Dagster itself would fail on a blank value)
+        text = os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(EVENT_BATCH_SIZE)
     try:
-        return int(text or "0")
+        return int(text)
     except ValueError:
         raise ValueError(
             f"$DAGSTER_EVENT_BATCH_SIZE must be a whole number, not {text!r}") from None

@@ -32,6 +32,7 @@ __all__ = [
     "read_canonical",
     "read_manifest",
     "size_of",
+    "source_stamp",
     "summarise",
     "viewer_link",
     "write_archive",
@@ -128,7 +129,7 @@ def _stamp_lineage(rec: Recording, url: str, checksum: str | None, key: str) -> 
     rec.metadata["source_key"] = key
 
 
-def _source_stamp(url: str, source_options: Mapping[str, Any] | None) -> dict[str, Any]:
+def source_stamp(url: str, source_options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Size and modification time of a source file: cheap evidence it did not change."""
     loc = resolve(url, _opts(url, source_options).get("storage_options"))
     info = loc.fs.info(loc.path)
@@ -147,7 +148,7 @@ def write_canonical(rec: Recording, url: str,
     ref = {"format": "biosigio-recording-ref", "version": 1, "origin": rec.origin,
            "source_checksum": rec.metadata.get("source_checksum"),
            "source_key": rec.metadata.get("source_key"),
-           "stamp": _source_stamp(rec.origin["url"], source_options)}
+           "stamp": source_stamp(rec.origin["url"], source_options)}
     return _write_bytes(url, json.dumps(ref, indent=1, sort_keys=True).encode(),
                         storage_options)
 
@@ -164,7 +165,7 @@ def read_canonical(url: str, storage_options: Mapping[str, Any] | None = None,
         ref = json.loads(fh.read())
     origin = ref["origin"]
     src = origin["url"]
-    if _source_stamp(src, source_options) != ref["stamp"]:
+    if source_stamp(src, source_options) != ref["stamp"]:
         raise FileReadError("the source changed after the recording asset read it; "
                             "materialize the recording partition again", path=src)
     rec = Recording.from_file(src, importer=origin.get("importer"), lazy=True,

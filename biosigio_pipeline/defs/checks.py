@@ -32,7 +32,7 @@ __all__ = ["CHECK_NAMES", "build_checks", "check_each", "complete_result", "leve
            "round_trip_result"]
 
 _REC = {"recording": dg.AssetIn("recording")}
-#: The checks of every partition (their function names below).
+#: The checks of every partition (function names, and the store's two spec names, below).
 CHECK_NAMES = ("parquet_round_trip", "feather_round_trip", "store_level0_within_bound",
                "store_complete")
 #: A store that cannot be read fails its check (with the error as evidence), not the run.
@@ -78,12 +78,25 @@ def check_each(context: dg.AssetCheckExecutionContext, recording: Any,
     latest = {a: latest_records(context.instance, a, keys) for a in {s.asset_key for s in specs}}
     if not isinstance(recording, Mapping):
         for spec in specs:
-            res = results[spec.name](keys[0], recording, _uri(latest[spec.asset_key].get(keys[0])))
+            res = _safely(results[spec.name], keys[0], recording,
+                          _uri(latest[spec.asset_key].get(keys[0])))
             yield dg.AssetCheckResult(
                 passed=res.passed, metadata=res.metadata, severity=res.severity,
                 description=res.description, asset_key=spec.asset_key, check_name=spec.name)
         return
     yield from _evaluations(context, recording, results, latest)
+
+
+def _safely(result: Result, key: str, recording: Recording | Mapping[str, Recording],
+            uri: str | None) -> dg.AssetCheckResult:
+    """``result``, or a failed result naming the error (one check's crash, or a recording
+    that cannot be reopened, must not keep the step's other checks from being recorded)."""
+    try:
+        rec = recording[key] if isinstance(recording, Mapping) else recording
+        return result(key, rec, uri)
+    except Exception as exc:
+        return dg.AssetCheckResult(passed=False,
+                                   metadata={"error": f"{type(exc).__name__}: {exc}"})
 
 
 def _evaluations(context: dg.AssetCheckExecutionContext, recordings: Mapping[str, Recording],
@@ -97,18 +110,14 @@ def _evaluations(context: dg.AssetCheckExecutionContext, recordings: Mapping[str
     for key in context.op_execution_context.partition_keys:
         for spec in specs:
             target = latest[spec.asset_key].get(key)
-            try:
-                res = results[spec.name](key, recordings[key], _uri(target))
-            except Exception as exc:  # the recording cannot be reopened: this partition fails
-                res = dg.AssetCheckResult(passed=False,
-                                          metadata={"error": f"{type(exc).__name__}: {exc}"})
+            res = _safely(results[spec.name], key, recordings, _uri(target))
             yield AssetCheckEvaluation(
                 asset_key=spec.asset_key, check_name=spec.name, passed=res.passed,
                 metadata=res.metadata, target_materialization_data=_target(target),
                 severity=res.severity, description=res.description, blocking=spec.blocking,
                 partition=key)
     assets_def = context.op_execution_context.assets_def
-    for spec in specs:  # every check's output, so that the step succeeds
+    for spec in specs:  # every selected check's output, so that the step succeeds
         yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(spec.key))
 
 
@@ -203,7 +212,7 @@ def _build_checks() -> list[dg.AssetChecksDefinition]:
                    "Level 0 matches the Recording within the bound in its attrs."),
         store_spec("store_complete",
                    "Every channel and event (bit-exact) of the Recording is in the store.")],
-        ins=_REC, description="The store's level 0 and its completeness.")
+        ins=_REC, can_subset=True, description="The store's level 0 and its completeness.")
     def store_checks(context: dg.AssetCheckExecutionContext, storage: PipelineStorage,
                      recording: Any) -> Iterator[Any]:
         def url(key: str, uri: str | None) -> str:

@@ -7,6 +7,8 @@ Each is a small configurable interface with cheap variants (a temporary folder o
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from pydantic import Field
 
 from biosigio_lib.discovery import SourceRecording, find_source, find_sources
 
-from ..steps import Outputs, read_canonical, size_of, write_canonical
+from ..steps import Outputs, read_canonical, size_of, source_stamp, write_canonical
 
 if TYPE_CHECKING:
     from biosigio_lib import Recording
@@ -61,19 +63,22 @@ class SourceRoots(dg.ConfigurableResource):
 
 # Recordings kept per process, so the steps of an in-process run do not reopen them: one
 # decoded (in-memory) Recording, or up to _CACHE_LAZY lazily read ones (a batched run's, whose
-# samples stay in their files), the least recently used dropped first.
+# samples stay in their files), the least recently used dropped first. An entry is used only
+# while its canonical reference and its source keep their size and mtime.
 _CACHE: dict[str, tuple[tuple[Any, ...], Recording]] = {}
 _CACHE_LAZY = 64
+_CACHE_LOCK = threading.Lock()
 
 
 def _remember(url: str, stamp: tuple[Any, ...], rec: Recording) -> None:
     """Keep ``rec`` in :data:`_CACHE` under the rules above."""
-    if not rec.is_lazy or any(not r.is_lazy for _, r in _CACHE.values()):
-        _CACHE.clear()
-    _CACHE.pop(url, None)
-    _CACHE[url] = (stamp, rec)
-    while len(_CACHE) > _CACHE_LAZY:
-        del _CACHE[next(iter(_CACHE))]
+    with _CACHE_LOCK:
+        if not rec.is_lazy or (_CACHE and not next(iter(_CACHE.values()))[1].is_lazy):
+            _CACHE.clear()  # an eager Recording is only ever alone
+        _CACHE.pop(url, None)
+        _CACHE[url] = (stamp, rec)
+        while len(_CACHE) > _CACHE_LAZY:
+            del _CACHE[next(iter(_CACHE))]
 
 
 class LazyRecordings(Mapping[str, "Recording"]):
@@ -132,7 +137,7 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         """Write partition ``key``'s canonical reference; returns its metadata."""
         url = write_canonical(obj, Outputs(self.root, key).canonical, self.storage_options,
                               self.source_options or None)
-        _remember(url, self._stamp(url), obj)
+        _remember(url, self._stamps(url, obj), obj)
         return {"canonical_uri": dg.MetadataValue.path(url),
                 "canonical_bytes": size_of(url, self.storage_options)}
 
@@ -150,11 +155,17 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         return self._read(Outputs(self.root, self._key(context)).canonical)
 
     def _read(self, url: str) -> Recording:
-        stamp = self._stamp(url)
         hit = _CACHE.get(url)
-        if hit is not None and hit[0] == stamp:
-            _remember(url, stamp, hit[1])  # most recently used now
+        if hit is not None and hit[0] == self._stamps(url, hit[1]):
+            _remember(url, hit[0], hit[1])  # most recently used now
             return hit[1]
         rec = read_canonical(url, self.storage_options or None, self.source_options or None)
-        _remember(url, stamp, rec)
+        _remember(url, self._stamps(url, rec), rec)
         return rec
+
+    def _stamps(self, url: str, rec: Recording) -> tuple[Any, ...]:
+        """The canonical reference's stamp and its source's (a source changed in place must
+        not be served from the cache: :func:`read_canonical` refuses it)."""
+        src = (rec.origin or {}).get("url")
+        return (self._stamp(url), json.dumps(source_stamp(src, self.source_options or None),
+                                             sort_keys=True) if src else None)

@@ -1,6 +1,6 @@
 """The pooled PostgreSQL storage of deploy/dagster.yaml on a real server: connections are
-reused, a connection the server dropped is replaced before use, and a forked process never
-uses its parent's connection."""
+reused, also by the next instance of the process (a Celery worker makes one per step), a
+connection the server dropped is replaced before use, and a forked process opens its own."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _backend_pid(storage: object) -> int:
     """The server process behind the connection the storage hands out now."""
     from sqlalchemy import text
 
-    with storage._connect() as conn:  # type: ignore[attr-defined]
+    with storage._engine.connect() as conn:  # type: ignore[attr-defined]
         return int(conn.execute(text("select pg_backend_pid()")).scalar_one())
 
 
@@ -44,6 +44,17 @@ def test_connections_are_reused(instance) -> None:
     assert _backend_pid(events) == first  # dagster-postgres alone: a new backend every time
 
 
+def test_instances_of_one_process_share_the_pool(instance, tmp_path: Path) -> None:
+    import dagster as dg
+
+    first = _backend_pid(instance.event_log_storage)
+    home = tmp_path / "home"  # the same dagster.yaml, as each Celery task reads it
+    for _ in range(3):
+        other = dg.DagsterInstance.from_config(str(home))  # not disposed, like the tasks'
+        assert _backend_pid(other.event_log_storage) == first
+        assert _backend_pid(other.run_storage) == first  # one engine per database
+
+
 def test_a_dropped_connection_is_replaced(instance, postgres_server: Postgres) -> None:
     import psycopg2
 
@@ -67,7 +78,7 @@ def test_a_fork_opens_its_own_connection(instance) -> None:
     parent = _backend_pid(events)
     read, write = os.pipe()
     child = os.fork()
-    if child == 0:  # the child: report its backend, never touch the parent's socket
+    if child == 0:  # the child: report its backend, on a connection of its own
         code = 1
         try:
             os.write(write, str(_backend_pid(events)).encode())

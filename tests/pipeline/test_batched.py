@@ -276,3 +276,27 @@ def test_a_batch_that_failed_at_an_archive_is_split_for_its_checks(
     assert not res.success
     assert sorted(m.partition for m in res.asset_materializations_for_node("zarr_store")) == ALL
     assert unbuilt_partitions(instance, res.run_id, ALL) == ALL  # parquet check: skipped
+
+
+@pytest.mark.parametrize("ranged", [False, True])
+def test_one_store_check_runs_alone(stale, instance: dg.DagsterInstance, ranged: bool) -> None:
+    """The store's two checks share a step, but either can be selected without the other (an
+    asset selection, a run request naming one check key)."""
+    defs, _, _, _ = stale
+    job = dg.define_asset_job("one_check", selection=(
+        dg.AssetSelection.assets(STORE).without_checks()
+        | dg.AssetSelection.checks(dg.AssetCheckKey(STORE, "store_complete"))))
+    one = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=[job],
+                         resources=defs.resources, executor=defs.executor)
+    kw: dict = ({"tags": {"dagster/asset_partition_range_start": KEYS[0],
+                          "dagster/asset_partition_range_end": KEYS[-1]}} if ranged
+                else {"partition_key": KEYS[0]})
+    res = one.resolve_job_def("one_check").execute_in_process(
+        instance=instance, run_config=QUIET, **kw)
+    assert res.success
+    evaluations = instance.all_logs(res.run_id,
+                                    of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    got = sorted((e.dagster_event.event_specific_data.check_name,
+                  e.dagster_event.event_specific_data.partition,
+                  e.dagster_event.event_specific_data.passed) for e in evaluations)
+    assert got == [("store_complete", k, True) for k in (KEYS if ranged else KEYS[:1])]
