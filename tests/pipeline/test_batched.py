@@ -300,3 +300,20 @@ def test_one_store_check_runs_alone(stale, instance: dg.DagsterInstance, ranged:
                   e.dagster_event.event_specific_data.partition,
                   e.dagster_event.event_specific_data.passed) for e in evaluations)
     assert got == [("store_complete", k, True) for k in (KEYS if ranged else KEYS[:1])]
+
+
+def test_event_batch_size_is_set_unless_the_environment_sets_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from biosigio_pipeline import settings
+
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    assert settings.batch_event_writes() == settings.EVENT_BATCH_SIZE
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == str(settings.EVENT_BATCH_SIZE)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", " ")  # blank: Dagster would fail on it
+    assert settings.batch_event_writes() == settings.EVENT_BATCH_SIZE
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")  # the operator turned it off
+    assert settings.batch_event_writes() == 0
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "many")
+    with pytest.raises(ValueError, match="DAGSTER_EVENT_BATCH_SIZE"):
+        settings.batch_event_writes()
