@@ -62,21 +62,19 @@ def _forget_inherited() -> None:
 os.register_at_fork(after_in_child=_forget_inherited)
 
 
-def pooled_engine(url: str, token_provider: Any = None, *, pool_size: int = 2,
-                  max_overflow: int = -1, pool_recycle: int = 3600,
-                  options: str | None = None) -> Engine:
-    """This process's pooled, autocommit engine on ``url`` with these settings (created on
-    first use, then shared)."""
-    key = (url, pool_size, max_overflow, pool_recycle, options, token_provider)
+def pooled_engine(url: str, *, options: str | None = None, **pool: int) -> Engine:
+    """This process's pooled, autocommit engine on ``url`` with these ``pool`` settings
+    (:data:`POOL_DEFAULTS` for the others), created on first use, then shared."""
+    settings = {**POOL_DEFAULTS, **pool}
+    key = (url, options, *sorted(settings.items()))
     with _LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_size": pool_size,
-                                      "max_overflow": max_overflow,
-                                      "pool_recycle": pool_recycle, "pool_pre_ping": True}
+            kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_pre_ping": True,
+                                      **settings}
             if options:
                 kwargs["connect_args"] = {"options": options}
-            engine = _ENGINES[key] = create_pg_engine(url, token_provider, **kwargs)
+            engine = _ENGINES[key] = create_pg_engine(url, None, **kwargs)
         return engine
 
 
@@ -87,8 +85,7 @@ def _pool(storage: Any, token_provider: Any, pool: Mapping[str, int] | None) -> 
         return
     old: Engine = storage._engine
     options = old.url.query.get("options")
-    storage._engine = pooled_engine(storage.postgres_url, token_provider,
-                                    **{**POOL_DEFAULTS, **(pool or {})},
+    storage._engine = pooled_engine(storage.postgres_url, **(pool or {}),
                                     options=options if isinstance(options, str) else None)
     old.dispose()
 

@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Outputs",
+    "file_stamp",
     "load_source",
     "read_canonical",
     "read_manifest",
     "size_of",
-    "source_stamp",
     "summarise",
     "viewer_link",
     "write_archive",
@@ -129,9 +129,10 @@ def _stamp_lineage(rec: Recording, url: str, checksum: str | None, key: str) -> 
     rec.metadata["source_key"] = key
 
 
-def source_stamp(url: str, source_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Size and modification time of a source file: cheap evidence it did not change."""
-    loc = resolve(url, _opts(url, source_options).get("storage_options"))
+def file_stamp(url: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Size and modification time of a file (a source, a reference): cheap evidence it did
+    not change."""
+    loc = resolve(url, _opts(url, storage_options).get("storage_options"))
     info = loc.fs.info(loc.path)
     mtime = info.get("mtime", info.get("LastModified", info.get("created")))
     return {"size": info.get("size"), "mtime": str(mtime) if mtime is not None else None}
@@ -148,7 +149,7 @@ def write_canonical(rec: Recording, url: str,
     ref = {"format": "biosigio-recording-ref", "version": 1, "origin": rec.origin,
            "source_checksum": rec.metadata.get("source_checksum"),
            "source_key": rec.metadata.get("source_key"),
-           "stamp": source_stamp(rec.origin["url"], source_options)}
+           "stamp": file_stamp(rec.origin["url"], source_options)}
     return _write_bytes(url, json.dumps(ref, indent=1, sort_keys=True).encode(),
                         storage_options)
 
@@ -165,7 +166,7 @@ def read_canonical(url: str, storage_options: Mapping[str, Any] | None = None,
         ref = json.loads(fh.read())
     origin = ref["origin"]
     src = origin["url"]
-    if source_stamp(src, source_options) != ref["stamp"]:
+    if file_stamp(src, source_options) != ref["stamp"]:
         raise FileReadError("the source changed after the recording asset read it; "
                             "materialize the recording partition again", path=src)
     rec = Recording.from_file(src, importer=origin.get("importer"), lazy=True,

@@ -7,7 +7,6 @@ Each is a small configurable interface with cheap variants (a temporary folder o
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from pydantic import Field
 
 from biosigio_lib.discovery import SourceRecording, find_source, find_sources
 
-from ..steps import Outputs, read_canonical, size_of, source_stamp, write_canonical
+from ..steps import Outputs, file_stamp, read_canonical, size_of, write_canonical
 
 if TYPE_CHECKING:
     from biosigio_lib import Recording
@@ -121,13 +120,6 @@ class RecordingIOManager(dg.ConfigurableIOManager):
     def _key(context: dg.OutputContext | dg.InputContext) -> str:
         return context.asset_partition_key if context.has_asset_partitions else "unpartitioned"
 
-    def _stamp(self, url: str) -> tuple[Any, ...]:
-        from biosigio_lib._fs import resolve
-
-        loc = resolve(url, self.storage_options or None)
-        info = loc.fs.info(loc.path)
-        return (info.get("size"), info.get("mtime"), info.get("type"))
-
     def handle_output(self, context: dg.OutputContext, obj: Recording | LazyRecordings) -> None:
         if isinstance(obj, LazyRecordings):  # a run over several partitions: each persisted
             return                            # by the asset as it was built (see persist)
@@ -167,5 +159,5 @@ class RecordingIOManager(dg.ConfigurableIOManager):
         """The canonical reference's stamp and its source's (a source changed in place must
         not be served from the cache: :func:`read_canonical` refuses it)."""
         src = (rec.origin or {}).get("url")
-        return (self._stamp(url), json.dumps(source_stamp(src, self.source_options or None),
-                                             sort_keys=True) if src else None)
+        return (file_stamp(url, self.storage_options or None),
+                file_stamp(src, self.source_options or None) if src else None)
